@@ -221,6 +221,7 @@ const (
 	writerOpen = iota
 	writerCommitted
 	writerAborted
+	writerClosed
 )
 
 // memWriter accumulates a body in chunks. The mutex lets followers ReadAt
@@ -285,6 +286,9 @@ func (w *memWriter) nextChunk(want int) int {
 func (w *memWriter) ReadAt(p []byte, off int64) (int, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
+	if w.state == writerClosed {
+		return 0, ErrClosed
+	}
 	return readChunks(w.chunks, w.n, p, off)
 }
 
@@ -315,5 +319,18 @@ func (w *memWriter) Abort() error {
 	if w.state == writerOpen {
 		w.state = writerAborted
 	}
+	return nil
+}
+
+// Close aborts an open write and drops the buffered body; the committed
+// object, if any, keeps its own reference to the chunks.
+func (w *memWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state == writerOpen {
+		w.state = writerAborted
+	}
+	w.state = writerClosed
+	w.chunks, w.n = nil, 0
 	return nil
 }

@@ -53,15 +53,18 @@ type Object interface {
 // reaches past what has been written returns the bytes available and io.EOF.
 // Commit publishes the object: it fails with ErrSizeMismatch when the body
 // length differs from a declared Meta.Size, and then publishes nothing. Abort
-// discards the write. After Commit or Abort, Write fails with ErrClosed, while
-// ReadAt keeps serving the bytes written (readers that were following the
-// write finish from them). Calling Abort after Commit is a no-op, so
-// `defer w.Abort()` is the idiom.
+// discards the write. After Commit or Abort, Write fails with ErrClosed while
+// ReadAt keeps serving the bytes written, so readers that were following the
+// write can finish from it. Close releases the writer (file descriptors,
+// buffers): it discards a write neither committed nor aborted, and ReadAt
+// fails afterwards. Every Writer must be closed; `defer w.Close()` is the
+// idiom, with the last follower closing when others read on.
 type Writer interface {
 	io.Writer
 	io.ReaderAt
 	Commit() error
 	Abort() error
+	Close() error
 }
 
 // Walker is implemented by tiers that can list what they hold. Walk calls fn

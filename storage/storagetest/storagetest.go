@@ -111,7 +111,7 @@ func store(t *testing.T, tier storage.Tier, m storage.Meta, b []byte) {
 	if err != nil {
 		t.Fatalf("Put(%q): %v", m.Key, err)
 	}
-	defer w.Abort()
+	defer w.Close()
 	writeInPieces(t, w, b)
 	if err := w.Commit(); err != nil {
 		t.Fatalf("Commit(%q): %v", m.Key, err)
@@ -264,7 +264,7 @@ func testInvisibleUntilCommit(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Abort()
+	defer w.Close()
 	wantNotFound(t, tier, "pending")
 	if _, err := w.Write(body(3, 10)); err != nil {
 		t.Fatal(err)
@@ -286,6 +286,7 @@ func testAbort(t *testing.T, h Harness) {
 	if err := w.Abort(); err != nil {
 		t.Fatalf("Abort: %v", err)
 	}
+	defer w.Close()
 	wantNotFound(t, tier, "aborted")
 	if err := w.Commit(); err == nil {
 		t.Error("Commit after Abort succeeded")
@@ -301,6 +302,7 @@ func testAbort(t *testing.T, h Harness) {
 	}
 	w.Write(body(6, 50))
 	w.Abort()
+	w.Close()
 	if got := readAll(t, mustGet(t, tier, "kept")); !bytes.Equal(got, old) {
 		t.Error("aborted replacement changed the stored body")
 	}
@@ -313,6 +315,7 @@ func testSizeMismatch(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer w.Close()
 	w.Write(body(7, 60))
 	if err := w.Commit(); !errors.Is(err, storage.ErrSizeMismatch) {
 		t.Errorf("Commit of 60 of 100 bytes = %v, want ErrSizeMismatch", err)
@@ -324,6 +327,7 @@ func testSizeMismatch(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer w.Close()
 	_, werr := w.Write(body(8, 20))
 	cerr := w.Commit()
 	if werr == nil && cerr == nil {
@@ -357,7 +361,7 @@ func testFollow(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Abort()
+	defer w.Close()
 	written := 0
 	for _, step := range []int{0, 1, 4095, 70_000, 100_000, 125_904} {
 		if _, err := w.Write(b[written : written+step]); err != nil {
@@ -400,7 +404,7 @@ func followConcurrently(t *testing.T, tier storage.Tier) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Abort()
+	defer w.Close()
 	done := make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
@@ -447,6 +451,7 @@ func testWriteAfterCommit(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer w.Close()
 	w.Write([]byte("abc"))
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
@@ -460,8 +465,14 @@ func testWriteAfterCommit(t *testing.T, h Harness) {
 	if err := w.Abort(); err != nil {
 		t.Errorf("Abort after Commit = %v, want nil", err)
 	}
+	if err := w.Close(); err != nil {
+		t.Errorf("Close after Commit = %v, want nil", err)
+	}
+	if _, err := w.ReadAt(make([]byte, 1), 0); err == nil {
+		t.Error("ReadAt after Close succeeded")
+	}
 	if got := readAll(t, mustGet(t, tier, "closed")); string(got) != "abc" {
-		t.Errorf("body after Abort-after-Commit = %q, want %q", got, "abc")
+		t.Errorf("body after Abort and Close after Commit = %q, want %q", got, "abc")
 	}
 }
 
@@ -598,7 +609,9 @@ func testConcurrent(t *testing.T, h Harness) {
 					return
 				}
 				wr.Write(body(seed, n))
-				if err := wr.Commit(); err != nil {
+				err = wr.Commit()
+				wr.Close()
+				if err != nil {
 					errc <- err
 					return
 				}
@@ -651,6 +664,9 @@ func testReopen(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Deliberately left open: a crash leaves writes neither committed nor
+	// aborted. Reopen must not publish it.
+	t.Cleanup(func() { w.Close() })
 	w.Write(body(19, 5))
 	store(t, tier, sampleMeta("deleted", 3), []byte("abc"))
 	if err := tier.Delete(ctx, "deleted"); err != nil {
