@@ -1,154 +1,143 @@
 package origin
 
 import (
-	"errors"
 	"fmt"
-	"net"
+	"log/slog"
+	"math/rand/v2"
 	"net/http"
-	"net/url"
-	"strings"
-	"sync/atomic"
-	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Config configures a Pool. Zero durations and counts take the defaults named.
+// Config configures a Pool. It is plain data, one field per key of a host's
+// entry in the configuration file; zero fields take the defaults named.
 type Config struct {
-	// Servers are the origin servers, as absolute http or https URLs. A path
-	// in a URL is prefixed to every request path sent to that server.
-	Servers []string
-	// OriginHost, when true, sends each server's own host name as Host
-	// instead of the client's.
-	OriginHost bool
-	// DialTimeout bounds a TCP connect. Zero means 5s.
-	DialTimeout time.Duration
-	// TLSHandshakeTimeout bounds a TLS handshake. Zero means 5s.
-	TLSHandshakeTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for response headers after the
-	// request is written. Zero means 30s.
-	ResponseHeaderTimeout time.Duration
-	// IdleConnTimeout closes idle connections after this long. Zero means 90s.
-	IdleConnTimeout time.Duration
-	// MaxIdleConnsPerServer bounds the idle connections kept per server.
-	// Zero means 128.
+	// Name identifies the pool in logs and in the pool label of metrics.
+	// Empty means "default".
+	Name string
+	// Origins are the pool's servers. At least one is required.
+	Origins []Server
+	// Balance is how a server is chosen for a request. Empty means
+	// RoundRobin.
+	Balance Policy
+	// Health configures active health checks. The zero value sends none.
+	Health HealthCheck
+	// Ejection configures passive health checks. The zero value has
+	// Ejection's defaults.
+	Ejection Ejection
+	// HostHeader is the Host header sent to servers. Empty means HostClient.
+	HostHeader HostHeader
+	// PathPrefix, an absolute path, is prefixed to every request path:
+	// with "/static", /img/a.png is fetched as /static/img/a.png. It follows
+	// a path in a server's URL. Empty means none.
+	PathPrefix string
+	// RequestHeaders edits the headers of every request sent to a server.
+	RequestHeaders HeaderRules
+	// TLS configures connections to https servers.
+	TLS TLS
+	// Timeouts bound the phases of each exchange with a server.
+	Timeouts Timeouts
+	// MaxIdleConnsPerServer bounds the kept-alive HTTP/1.1 connections per
+	// server. Zero means 128.
 	MaxIdleConnsPerServer int
+	// Logger receives one line per change of a server's health. Nil means
+	// no logging.
+	Logger *slog.Logger
+	// Registerer receives the pool's metrics, outpost_origin_* with the
+	// label pool=Name, until Close. Nil means no metrics.
+	Registerer prometheus.Registerer
 }
 
-// Error is returned by RoundTrip when a server could not be reached or
-// failed before a response: Server is the server's URL.
-type Error struct {
-	Server string
-	Err    error
-}
-
-func (e *Error) Error() string { return "origin " + e.Server + ": " + e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
-
-// ErrNoServers is returned by New for a configuration without servers.
-var ErrNoServers = errors.New("origin: no servers")
-
-// Pool is an http.RoundTripper that spreads requests over origin servers
-// round robin. It is safe for concurrent use. Close releases idle connections.
+// Pool is an http.RoundTripper that sends each request to one of a set of
+// origin servers, chosen by its Policy among those that are up, and retries
+// once on another server when that is safe (see RoundTrip). It checks the
+// servers' health actively (HealthCheck) and passively (Ejection) and keeps
+// idle connections per server, speaking HTTP/2 to TLS servers that offer it.
+//
+// A Pool is safe for concurrent use. Its health checks run until Close.
 type Pool struct {
-	servers   []*server
-	next      atomic.Uint64
-	transport *http.Transport
-	cfg       Config
-}
-
-type server struct {
-	url    *url.URL
-	prefix string // path prefix without trailing slash
-	name   string
+	g *group
 }
 
 var _ http.RoundTripper = (*Pool)(nil)
 
-// New returns a Pool configured by cfg. It fails when a server URL is not
-// an absolute http(s) URL without query, naming the bad entry.
+// New returns a Pool configured by cfg and starts its health checks. Its
+// error names the first bad field of cfg (for example
+// `origins[1]: url "ftp://a": scheme must be http or https`); with no
+// servers it is ErrNoServers.
 func New(cfg Config) (*Pool, error) {
-	if len(cfg.Servers) == 0 {
-		return nil, ErrNoServers
+	return newPool(cfg, rand.Uint64)
+}
+
+// newPool is New with the source of randomness of LeastRequests, which
+// must be safe for concurrent use.
+func newPool(cfg Config, random func() uint64) (*Pool, error) {
+	if cfg.Name == "" {
+		cfg.Name = "default"
 	}
-	setDefault(&cfg.DialTimeout, 5*time.Second)
-	setDefault(&cfg.TLSHandshakeTimeout, 5*time.Second)
-	setDefault(&cfg.ResponseHeaderTimeout, 30*time.Second)
-	setDefault(&cfg.IdleConnTimeout, 90*time.Second)
-	setDefault(&cfg.MaxIdleConnsPerServer, 128)
-	p := &Pool{cfg: cfg}
-	for i, raw := range cfg.Servers {
-		s, err := parseServer(raw)
-		if err != nil {
-			return nil, fmt.Errorf("origin: servers[%d]: %w", i, err)
+	if cfg.Balance == "" {
+		cfg.Balance = RoundRobin
+	}
+	if !cfg.Balance.valid() {
+		return nil, fmt.Errorf("origin: balance %q: must be %s, %s or %s", cfg.Balance, RoundRobin, LeastRequests, Rendezvous)
+	}
+	rw, err := newRewriter(cfg.HostHeader, cfg.RequestHeaders)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	g, err := newGroup(groupConfig{
+		name:           cfg.Name,
+		field:          "origins",
+		servers:        cfg.Origins,
+		policy:         cfg.Balance,
+		prefix:         cfg.PathPrefix,
+		rewrite:        rw,
+		statusFailures: true,
+		health:         cfg.Health,
+		ejection:       cfg.Ejection,
+		tls:            cfg.TLS,
+		timeouts:       cfg.Timeouts,
+		maxIdle:        cfg.MaxIdleConnsPerServer,
+		logger:         cfg.Logger,
+		registerer:     cfg.Registerer,
+		rand:           random,
+	})
+	if err != nil {
+		if err == ErrNoServers {
+			return nil, err
 		}
-		p.servers = append(p.servers, s)
+		return nil, fmt.Errorf("origin: %w", err)
 	}
-	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	p.transport = &http.Transport{
-		Proxy:                  nil, // an edge talks to its origins directly
-		DialContext:            dialer.DialContext,
-		ForceAttemptHTTP2:      true,
-		TLSHandshakeTimeout:    cfg.TLSHandshakeTimeout,
-		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout,
-		IdleConnTimeout:        cfg.IdleConnTimeout,
-		MaxIdleConns:           0, // bounded per server instead
-		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerServer,
-		ExpectContinueTimeout:  time.Second,
-		DisableCompression:     true, // bodies pass through as the origin encoded them
-		MaxResponseHeaderBytes: 64 << 10,
-	}
-	return p, nil
+	return &Pool{g: g}, nil
 }
 
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
-}
-
-func parseServer(raw string) (*server, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%q: scheme must be http or https", raw)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%q: no host", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("%q: must not have a query, fragment or user info", raw)
-	}
-	return &server{url: u, prefix: strings.TrimSuffix(u.EscapedPath(), "/"), name: u.Scheme + "://" + u.Host}, nil
-}
-
-// RoundTrip sends req to the next server. req.URL's path and query are kept
-// (after the server's path prefix); its scheme and host are replaced. req is
-// not modified. Errors before a response are *Error.
+// RoundTrip sends req to a server of the pool and returns its response.
+// req.URL is the cache URL as the client addressed it: its scheme and host
+// are replaced by the server's, its path gets the prefixes, its query is
+// kept. The Host header is the client's (req.Host, or req.URL.Host when
+// empty) unless HostHeader is HostOrigin. req is not modified.
+//
+// A request that failed to connect, or an idempotent request (GET, HEAD,
+// OPTIONS, TRACE, PUT, DELETE, or one with an Idempotency-Key header) that
+// failed before a response, is retried once on another server, provided
+// its body is absent or buffered (GetBody set) and at most 64 KiB; a 5xx
+// response is returned as is. When no server is up, the least recently
+// failed one is tried rather than none.
+//
+// An error before a response is an *Error for the last server tried; its
+// Timeout method tells a timeout from other failures. The response body
+// fails a Read with an *Error wrapping ErrBodyTimeout when the server sends
+// nothing for Timeouts.IdleRead. The caller must close the body: that ends
+// the request's share of its server's load.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	s := p.servers[(p.next.Add(1)-1)%uint64(len(p.servers))]
-	out := new(http.Request)
-	*out = *req
-	u := *req.URL
-	u.Scheme, u.Host = s.url.Scheme, s.url.Host
-	if s.prefix != "" {
-		u.Path = s.url.Path + req.URL.Path
-		u.RawPath = s.prefix + req.URL.EscapedPath()
-	}
-	out.URL = &u
-	if p.cfg.OriginHost || out.Host == "" {
-		out.Host = s.url.Host
-	}
-	resp, err := p.transport.RoundTrip(out)
-	if err != nil {
-		return nil, &Error{Server: s.name, Err: err}
-	}
-	return resp, nil
+	return p.g.roundTrip(req)
 }
 
-// Close closes idle connections. In-flight requests finish.
-func (p *Pool) Close() error {
-	p.transport.CloseIdleConnections()
-	return nil
-}
+// Servers returns a snapshot of the servers' health, in configuration
+// order. The caller owns the slice.
+func (p *Pool) Servers() []ServerStatus { return p.g.status() }
+
+// Close stops the health checks and waits for them to end, removes the
+// pool's metrics from the Registerer and closes idle connections. Requests
+// in flight finish; later ones fail with ErrClosed. Close always returns nil.
+func (p *Pool) Close() error { return p.g.close() }

@@ -1,0 +1,59 @@
+package origin
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// collector exports a group's health and counters at scrape time, from the
+// atomics the request path updates anyway: the hot path pays no label lookup.
+// Every metric has the constant label pool, so the collectors of several
+// pools (and a shield) register side by side.
+type collector struct {
+	g                                           *group
+	up, inFlight, requests, failures, ejections *prometheus.Desc
+	retries, fallbacks                          *prometheus.Desc
+}
+
+func newCollector(g *group) *collector {
+	pool := prometheus.Labels{"pool": g.name}
+	server := []string{"server"}
+	return &collector{
+		g: g,
+		up: prometheus.NewDesc("outpost_origin_up",
+			"Whether the server receives traffic (1) or is down by active checks or ejected (0).", server, pool),
+		inFlight: prometheus.NewDesc("outpost_origin_in_flight_requests",
+			"Requests sent to the server whose response body is not yet closed.", server, pool),
+		requests: prometheus.NewDesc("outpost_origin_requests_total",
+			"Requests sent to the server, retries included.", server, pool),
+		failures: prometheus.NewDesc("outpost_origin_failures_total",
+			"Requests to the server that failed: no response, a failed body, or a 502, 503 or 504 from an origin.", server, pool),
+		ejections: prometheus.NewDesc("outpost_origin_ejections_total",
+			"Times passive health checks ejected the server.", server, pool),
+		retries: prometheus.NewDesc("outpost_origin_retries_total",
+			"Requests sent again after a failure.", nil, pool),
+		fallbacks: prometheus.NewDesc("outpost_origin_fallbacks_total",
+			"Requests sent while no server was up: to the least recently failed server of a pool, or to the origin from a shield.", nil, pool),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.inFlight, c.requests, c.failures, c.ejections, c.retries, c.fallbacks} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.g.status() {
+		up := 0.0
+		if st.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, st.URL)
+		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(st.InFlight), st.URL)
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(st.Requests), st.URL)
+		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(st.Failures), st.URL)
+		ch <- prometheus.MustNewConstMetric(c.ejections, prometheus.CounterValue, float64(st.Ejections), st.URL)
+	}
+	ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(c.g.retries.Load()))
+	ch <- prometheus.MustNewConstMetric(c.fallbacks, prometheus.CounterValue, float64(c.g.fallbacks.Load()))
+}
