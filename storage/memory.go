@@ -74,6 +74,21 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 // MaxObjectSize returns the largest object (body plus metadata) the tier accepts.
 func (m *Memory) MaxObjectSize() int64 { return m.maxObj }
 
+// MemoryStats is a snapshot of a Memory tier's usage.
+type MemoryStats struct {
+	// Bytes is what the objects held are charged: bodies plus metadata.
+	Bytes int64
+	// MaxBytes is the budget.
+	MaxBytes int64
+}
+
+// Stats reports the tier's usage. Commits still being applied by the
+// admission policy may not be counted yet.
+func (m *Memory) Stats() MemoryStats {
+	max := m.cache.MaxCost()
+	return MemoryStats{Bytes: max - m.cache.RemainingCost(), MaxBytes: max}
+}
+
 // Get returns the committed object stored under key, or ErrNotFound.
 func (m *Memory) Get(_ context.Context, key string) (Object, error) {
 	o, ok := m.cache.Get(key)

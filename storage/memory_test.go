@@ -84,3 +84,27 @@ func TestMemoryStaysWithinBudget(t *testing.T) {
 		t.Error("memory tier holds nothing after 200 commits")
 	}
 }
+
+func TestMemoryStats(t *testing.T) {
+	m := newMemory(t, storage.MemoryConfig{MaxBytes: 1 << 20})
+	assert := func(cond bool, format string, args ...any) {
+		t.Helper()
+		if !cond {
+			t.Errorf(format, args...)
+		}
+	}
+	st := m.Stats()
+	assert(st.Bytes == 0 && st.MaxBytes == 1<<20, "empty tier: %+v", st)
+	meta := storage.Meta{Key: "k", Status: 200, Size: 1000}
+	w, err := m.Put(context.Background(), meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(make([]byte, 1000))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	st = m.Stats()
+	assert(st.Bytes == 1000+meta.HeaderSize(), "after one 1000-byte object: %+v, want %d bytes", st, 1000+meta.HeaderSize())
+}

@@ -1,0 +1,218 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/outpost-cdn/outpost/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// logBuffer collects log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// degradable is a Tiered with a fake clock, a log and a registry, whose
+// disk fails while fault returns an error.
+type degradable struct {
+	*tiers
+	clock *fakeClock
+	logs  *logBuffer
+	reg   *prometheus.Registry
+	fault atomic.Pointer[func(op string) error]
+	ops   atomic.Int64 // disk operations attempted
+}
+
+func newDegradable(t *testing.T, mcfg storage.MemoryConfig) *degradable {
+	dg := &degradable{clock: &fakeClock{now: time.Unix(1_800_000_000, 0)}, logs: &logBuffer{}, reg: prometheus.NewPedanticRegistry()}
+	dg.tiers = newTiered(t, "", mcfg, storage.TieredConfig{
+		RetryInterval: time.Minute,
+		Now:           dg.clock.Now,
+		Logger:        slog.New(slog.NewTextHandler(dg.logs, nil)),
+		Registerer:    dg.reg,
+	})
+	storage.SetDiskFault(dg.disk, func(op string) error {
+		dg.ops.Add(1)
+		if f := dg.fault.Load(); f != nil {
+			return (*f)(op)
+		}
+		return nil
+	})
+	return dg
+}
+
+// failDisk makes every disk operation fail with errno; 0 heals the disk.
+func (dg *degradable) failDisk(errno syscall.Errno) {
+	if errno == 0 {
+		dg.fault.Store(nil)
+		return
+	}
+	f := func(string) error { return errno }
+	dg.fault.Store(&f)
+}
+
+func (dg *degradable) degraded(t *testing.T) float64 {
+	return gauge(t, dg.reg, "outpost_disk_degraded")
+}
+
+// TestTieredDiskFullMidFill fails the disk while a body that goes to both
+// tiers is being written: the writer carries on in memory, a follower
+// reads every byte, the object is served from memory, and the tier runs
+// memory-only until the retry interval is over and the disk works again.
+func TestTieredDiskFullMidFill(t *testing.T) {
+	ctx := context.Background()
+	dg := newDegradable(t, storage.MemoryConfig{})
+	body := randomBody(1, 300_000)
+	w, err := dg.Put(ctx, meta("k", int64(len(body))))
+	require.NoError(t, err)
+	defer w.Close()
+	_, err = w.Write(body[:100_000])
+	require.NoError(t, err)
+
+	dg.failDisk(syscall.ENOSPC)
+	_, err = w.Write(body[100_000:200_000])
+	require.NoError(t, err, "Write with the disk full and memory fine")
+	follower := make([]byte, len(body))
+	n, err := w.ReadAt(follower, 0)
+	assert.Equal(t, 200_000, n, "bytes a follower reads after the disk failed")
+	assert.ErrorIs(t, err, io.EOF)
+	_, err = w.Write(body[200_000:])
+	require.NoError(t, err)
+	require.NoError(t, w.Commit(), "Commit with the disk full and memory fine")
+	n, _ = w.ReadAt(follower, 0)
+	assert.Equal(t, len(body), n)
+	assert.Equal(t, body, follower, "what the follower read")
+	assert.Equal(t, body, mustGetBody(t, dg, "k"), "served from memory")
+	assert.Equal(t, 1.0, dg.degraded(t))
+	assert.Contains(t, dg.logs.String(), "serving from memory only")
+
+	// Memory only: the disk is left alone until the retry interval is over.
+	before := dg.ops.Load()
+	store(t, dg, meta("k2", 10), make([]byte, 10))
+	mustGetBody(t, dg, "k2")
+	wantMiss(t, dg, "never-stored")
+	assert.Equal(t, before+1, dg.ops.Load(), "disk operations while degraded (the Commit's delete of a stale copy)")
+
+	dg.failDisk(0)
+	dg.clock.Add(time.Minute)
+	store(t, dg, meta("k3", 10), make([]byte, 10))
+	assert.Equal(t, 0.0, dg.degraded(t), "after the retry interval, with the disk healed")
+	assert.Contains(t, dg.logs.String(), "disk tier recovered")
+	assert.Equal(t, make([]byte, 10), mustGetBody(t, dg.disk, "k3"), "written to disk again")
+}
+
+// TestTieredDiskOnlyFillFails fails the disk under a body too large for
+// memory: Write reports the error, and every byte accepted before stays
+// readable for the caller to move elsewhere.
+func TestTieredDiskOnlyFillFails(t *testing.T) {
+	ctx := context.Background()
+	dg := newDegradable(t, storage.MemoryConfig{MaxObjectSize: 64 << 10})
+	body := randomBody(2, 300_000)
+	w, err := dg.Put(ctx, meta("big", int64(len(body))))
+	require.NoError(t, err)
+	defer w.Close()
+	_, err = w.Write(body[:150_000])
+	require.NoError(t, err)
+	dg.failDisk(syscall.EIO)
+	_, err = w.Write(body[150_000:])
+	assert.ErrorIs(t, err, syscall.EIO, "Write of a disk-only body on a failing disk")
+	got := make([]byte, len(body))
+	n, err := w.ReadAt(got, 0)
+	assert.Equal(t, 150_000, n)
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, body[:150_000], got[:n])
+	assert.Error(t, w.Commit())
+	wantMiss(t, dg, "big")
+	assert.Equal(t, 1.0, dg.degraded(t))
+
+	// While degraded, a body too large for memory is refused at Put.
+	_, err = dg.Put(ctx, meta("big2", int64(len(body))))
+	assert.ErrorIs(t, err, storage.ErrTooLarge)
+}
+
+func TestTieredDiskReadFailureIsAMiss(t *testing.T) {
+	ctx := context.Background()
+	dg := newDegradable(t, storage.MemoryConfig{MaxObjectSize: 64 << 10})
+	store(t, dg, meta("big", 100<<10), randomBody(3, 100<<10))
+	dg.failDisk(syscall.EIO)
+	o, err := dg.Get(ctx, "big")
+	if err == nil {
+		o.Close()
+	}
+	assert.ErrorIs(t, err, storage.ErrNotFound, "Get on a failing disk")
+	assert.Equal(t, 1.0, dg.degraded(t))
+}
+
+// TestTieredUnknownLengthWhileDegraded checks the fallback of a body of
+// unknown length with the disk failing: memory, until it outgrows memory.
+func TestTieredUnknownLengthWhileDegraded(t *testing.T) {
+	ctx := context.Background()
+	dg := newDegradable(t, storage.MemoryConfig{MaxObjectSize: 64 << 10})
+	dg.failDisk(syscall.EIO)
+	small := randomBody(4, 1000)
+	store(t, dg, meta("small", -1), small)
+	assert.Equal(t, small, mustGetBody(t, dg, "small"))
+
+	w, err := dg.Put(ctx, meta("growing", -1))
+	require.NoError(t, err)
+	defer w.Close()
+	_, err = w.Write(make([]byte, 40<<10))
+	require.NoError(t, err)
+	_, err = w.Write(make([]byte, 40<<10))
+	assert.ErrorIs(t, err, storage.ErrTooLarge, "a body outgrowing memory with the disk failing")
+	n, _ := w.ReadAt(make([]byte, 100<<10), 0)
+	assert.Equal(t, 40<<10, n, "bytes readable after the refusal")
+}
+
+func TestTieredDeleteReachesFailingDisk(t *testing.T) {
+	ctx := context.Background()
+	dg := newDegradable(t, storage.MemoryConfig{})
+	store(t, dg, meta("k", 10), make([]byte, 10))
+	dg.failDisk(syscall.EIO)
+	wantMiss(t, dg, "nothing") // a read starts memory-only mode
+	assert.ErrorIs(t, dg.Delete(ctx, "k"), syscall.EIO, "a purge that cannot reach the disk says so")
+	dg.failDisk(0)
+	require.NoError(t, dg.Delete(ctx, "k"))
+	wantMiss(t, dg.disk, "k")
+}

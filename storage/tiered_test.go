@@ -1,0 +1,222 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/outpost-cdn/outpost/storage"
+	"github.com/outpost-cdn/outpost/storage/storagetest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// tiers is a Tiered with its two tiers, for tests that look into each.
+type tiers struct {
+	*storage.Tiered
+	mem  *storage.Memory
+	disk *storage.Disk
+	dir  string
+}
+
+// newTiered builds a Tiered over a new Memory and a Disk in dir (a new
+// temporary directory if empty), closed when the test ends.
+func newTiered(t testing.TB, dir string, mcfg storage.MemoryConfig, cfg storage.TieredConfig) *tiers {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if mcfg.MaxBytes == 0 {
+		mcfg.MaxBytes = 64 << 20
+	}
+	mem := newMemory(t, mcfg)
+	disk := newDisk(t, storage.DiskConfig{Dir: dir, MaxBytes: 256 << 20})
+	tt, err := storage.NewTiered(mem, disk, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { tt.Close() })
+	return &tiers{Tiered: tt, mem: mem, disk: disk, dir: dir}
+}
+
+func TestTieredConformance(t *testing.T) {
+	// A small memory limit sends the suite's larger bodies to disk only.
+	mcfg := storage.MemoryConfig{MaxBytes: 8 << 20, MaxObjectSize: 200 << 10}
+	storagetest.Run(t, storagetest.Harness{
+		New: func(t *testing.T) storage.Tier { return newTiered(t, "", mcfg, storage.TieredConfig{}) },
+		Reopen: func(t *testing.T, tier storage.Tier) storage.Tier {
+			old := tier.(*tiers)
+			require.NoError(t, old.disk.Close())
+			old.mem.Close()
+			return newTiered(t, old.dir, mcfg, storage.TieredConfig{})
+		},
+	})
+}
+
+func TestNewTieredConfigErrors(t *testing.T) {
+	mem := newMemory(t, storage.MemoryConfig{})
+	disk := newDisk(t, storage.DiskConfig{})
+	tests := []struct {
+		name    string
+		give    storage.TieredConfig
+		wantErr string
+	}{
+		{"negative promote size", storage.TieredConfig{PromoteMaxSize: -1}, "PromoteMaxSize -1 is negative"},
+		{"negative promote hits", storage.TieredConfig{PromoteMinHits: -1}, "PromoteMinHits -1 is negative"},
+		{"negative retry", storage.TieredConfig{RetryInterval: -1}, "RetryInterval -1ns is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := storage.NewTiered(mem, disk, tt.give)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.wantErr)
+		})
+	}
+	_, err := storage.NewTiered(nil, disk, storage.TieredConfig{})
+	assert.Error(t, err, "nil memory tier")
+}
+
+func TestTieredPlacement(t *testing.T) {
+	tests := []struct {
+		name     string
+		giveSize int64 // declared size; -1 unknown
+		bodySize int
+		wantMem  bool
+	}{
+		{"small goes to both", 1000, 1000, true},
+		{"over the memory limit goes to disk only", 100 << 10, 100 << 10, false},
+		{"unknown length goes to disk only", -1, 1000, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTiered(t, "", storage.MemoryConfig{MaxObjectSize: 64 << 10}, storage.TieredConfig{})
+			body := randomBody(1, tt.bodySize)
+			store(t, ts, meta("k", tt.giveSize), body)
+			assert.Equal(t, body, mustGetBody(t, ts.disk, "k"), "disk copy")
+			_, err := ts.mem.Get(context.Background(), "k")
+			assert.Equal(t, tt.wantMem, err == nil, "in memory: Get = %v", err)
+			assert.Equal(t, body, mustGetBody(t, ts, "k"))
+		})
+	}
+}
+
+func TestTieredPromotesPopularDiskHits(t *testing.T) {
+	ctx := context.Background()
+	ts := newTiered(t, "", storage.MemoryConfig{}, storage.TieredConfig{PromoteMaxSize: 1 << 20})
+	small, large := randomBody(1, 100<<10), randomBody(2, 2<<20)
+	store(t, ts.disk, meta("small", int64(len(small))), small)
+	store(t, ts.disk, meta("large", int64(len(large))), large)
+
+	assert.Equal(t, small, mustGetBody(t, ts, "small"), "first hit")
+	_, err := ts.mem.Get(ctx, "small")
+	assert.ErrorIs(t, err, storage.ErrNotFound, "promoted on its first hit")
+	assert.Equal(t, small, mustGetBody(t, ts, "small"), "second hit")
+	o, err := ts.mem.Get(ctx, "small")
+	require.NoError(t, err, "not promoted on its second hit")
+	assert.Equal(t, small, readBody(t, o), "promoted body")
+
+	for range 3 {
+		assert.Equal(t, large, mustGetBody(t, ts, "large"))
+	}
+	_, err = ts.mem.Get(ctx, "large")
+	assert.ErrorIs(t, err, storage.ErrNotFound, "a body over PromoteMaxSize was promoted")
+}
+
+func TestTieredReplacementHidesOldVersion(t *testing.T) {
+	ts := newTiered(t, "", storage.MemoryConfig{MaxObjectSize: 64 << 10}, storage.TieredConfig{})
+	v1, v2 := randomBody(1, 1000), randomBody(2, 200<<10)
+	store(t, ts, meta("k", int64(len(v1))), v1)
+	store(t, ts, meta("k", int64(len(v2))), v2) // too large for memory
+	assert.Equal(t, v2, mustGetBody(t, ts, "k"), "Get after a replacement that went to disk only")
+}
+
+func TestTieredUpdateAndDeleteReachBothTiers(t *testing.T) {
+	ctx := context.Background()
+	ts := newTiered(t, "", storage.MemoryConfig{}, storage.TieredConfig{})
+	store(t, ts, meta("k", 10), []byte("0123456789"))
+	m := meta("k", 10)
+	m.Header.Set("Etag", `"v2"`)
+	require.NoError(t, ts.Update(ctx, m))
+	for _, tier := range []storage.Tier{ts.mem, ts.disk} {
+		o, err := tier.Get(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, `"v2"`, o.Meta().Header.Get("Etag"), "%T after Update", tier)
+		o.Close()
+	}
+	// On disk only, Update still succeeds.
+	store(t, ts.disk, meta("d", 1), []byte("x"))
+	require.NoError(t, ts.Update(ctx, meta("d", 1)))
+	assert.ErrorIs(t, ts.Update(ctx, meta("missing", 1)), storage.ErrNotFound)
+
+	require.NoError(t, ts.Delete(ctx, "k"))
+	for _, tier := range []storage.Tier{ts.mem, ts.disk, ts} {
+		wantMiss(t, tier, "k")
+	}
+}
+
+func TestTieredWalkReportsEachKeyOnce(t *testing.T) {
+	ts := newTiered(t, "", storage.MemoryConfig{MaxObjectSize: 64 << 10}, storage.TieredConfig{})
+	store(t, ts, meta("both", 10), make([]byte, 10))
+	store(t, ts, meta("disk-only", 100<<10), make([]byte, 100<<10))
+	store(t, ts.mem, meta("memory-only", 10), make([]byte, 10))
+	var got []string
+	require.NoError(t, ts.Walk(context.Background(), func(m *storage.Meta) error {
+		got = append(got, m.Key)
+		return nil
+	}))
+	slices.Sort(got)
+	assert.Equal(t, []string{"both", "disk-only", "memory-only"}, got)
+
+	stop := errors.New("stop")
+	assert.ErrorIs(t, ts.Walk(context.Background(), func(*storage.Meta) error { return stop }), stop)
+}
+
+func TestTieredReady(t *testing.T) {
+	ts := newTiered(t, "", storage.MemoryConfig{}, storage.TieredConfig{})
+	select {
+	case <-ts.Ready():
+	default:
+		t.Fatal("Tiered not ready after its disk tier is")
+	}
+	assert.True(t, ts.Ready() == ts.disk.Ready(), "Tiered.Ready is the disk's")
+}
+
+// TestTieredFollowerReadsAcrossSides follows a tee'd write and checks that
+// the follower reads the same bytes whichever side serves it.
+func TestTieredFollowerReadsAcrossSides(t *testing.T) {
+	ts := newTiered(t, "", storage.MemoryConfig{}, storage.TieredConfig{})
+	body := randomBody(5, 50_000)
+	w, err := ts.Put(context.Background(), meta("f", int64(len(body))))
+	require.NoError(t, err)
+	defer w.Close()
+	for off := 0; off < len(body); off += 10_000 {
+		_, err := w.Write(body[off : off+10_000])
+		require.NoError(t, err)
+		got := make([]byte, off+10_000)
+		n, err := w.ReadAt(got, 0)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(body[:n], got), "prefix of %d bytes", off+10_000)
+	}
+	require.NoError(t, w.Commit())
+}
+
+// BenchmarkTieredGet measures a memory hit through Tiered (which also
+// counts the hit for the disk's eviction policy) and a disk hit.
+func BenchmarkTieredGet(b *testing.B) {
+	ctx := context.Background()
+	ts := newTiered(b, "", storage.MemoryConfig{MaxObjectSize: 64 << 10}, storage.TieredConfig{})
+	store(b, ts, meta("small", 4096), randomBody(1, 4096))
+	store(b, ts, meta("large", 1<<20), randomBody(2, 1<<20))
+	for _, key := range []string{"small", "large"} {
+		b.Run(key, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				o, err := ts.Get(ctx, key)
+				if err != nil {
+					b.Fatal(err)
+				}
+				o.Close()
+			}
+		})
+	}
+}

@@ -1,0 +1,167 @@
+package storage
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// tieredWriter tees a body to a memory writer and a disk writer (either may
+// be absent). A side whose Write fails is dropped from further writes and
+// the others carry on; Write fails only when no side is left. ReadAt reads
+// from a side that has every byte accepted so far: memory while it lives,
+// else disk, else (no side left) whichever kept more, which still holds
+// every byte an earlier Write accepted. The sides hold the same bytes at the
+// same offsets, so switching source never changes what a follower reads.
+type tieredWriter struct {
+	t   *Tiered
+	key string
+
+	src atomic.Pointer[side] // where ReadAt reads; lock-free for followers
+
+	mu        sync.Mutex
+	mem, disk side
+	state     int
+	err       error // the error that dropped the last live side
+}
+
+// newTieredWriter tees to mem and disk, either of which may be nil.
+func newTieredWriter(t *Tiered, key string, mem, disk Writer) *tieredWriter {
+	w := &tieredWriter{t: t, key: key, mem: side{w: mem}, disk: side{w: disk}}
+	w.pickSource()
+	return w
+}
+
+// side is one tier's writer within a tieredWriter.
+type side struct {
+	w         Writer // nil: this tier is not written
+	dead      bool   // a Write failed: written no more, still read
+	n         int64  // bytes this side accepted
+	committed bool
+}
+
+func (s *side) live() bool { return s.w != nil && !s.dead }
+
+func (w *tieredWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state != writerOpen {
+		return 0, ErrClosed
+	}
+	if !w.mem.live() && !w.disk.live() {
+		return 0, w.err
+	}
+	for _, s := range []*side{&w.mem, &w.disk} {
+		if !s.live() {
+			continue
+		}
+		k, err := s.w.Write(p)
+		s.n += int64(k)
+		if err != nil {
+			s.dead, w.err = true, err
+			if s == &w.disk {
+				w.t.diskResult(err)
+			}
+			w.pickSource()
+		}
+	}
+	if !w.mem.live() && !w.disk.live() {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+// pickSource points ReadAt at the side to read from.
+func (w *tieredWriter) pickSource() {
+	switch {
+	case w.mem.live():
+		w.src.Store(&w.mem)
+	case w.disk.live():
+		w.src.Store(&w.disk)
+	case w.disk.w != nil && (w.mem.w == nil || w.disk.n >= w.mem.n):
+		w.src.Store(&w.disk)
+	default:
+		w.src.Store(&w.mem)
+	}
+}
+
+// ReadAt reads the body written so far. It may be called concurrently with
+// Write, and after Commit and Abort; it fails after Close.
+func (w *tieredWriter) ReadAt(p []byte, off int64) (int, error) {
+	return w.src.Load().w.ReadAt(p, off)
+}
+
+// Commit commits every side still writing. It succeeds when one does, and
+// then removes the key from a tier that did not take the new body, so the
+// tier cannot serve the version this one replaces.
+func (w *tieredWriter) Commit() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state != writerOpen {
+		return ErrClosed
+	}
+	w.state = writerAborted
+	var first error
+	for _, s := range []*side{&w.mem, &w.disk} {
+		switch {
+		case s.live():
+			err := s.w.Commit()
+			if s == &w.disk {
+				w.t.diskResult(err)
+			}
+			s.committed = err == nil
+			if err != nil && first == nil {
+				first = err
+			}
+		case s.w != nil:
+			s.w.Abort()
+		}
+	}
+	if !w.mem.committed && !w.disk.committed {
+		if first == nil {
+			first = w.err // no side was left to commit
+		}
+		return first
+	}
+	w.state = writerCommitted
+	ctx := context.Background()
+	if !w.mem.committed {
+		w.t.mem.Delete(ctx, w.key)
+	}
+	if !w.disk.committed {
+		w.t.diskResult(w.t.disk.Delete(ctx, w.key))
+	}
+	return nil
+}
+
+// Abort discards the write in every tier.
+func (w *tieredWriter) Abort() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state == writerOpen {
+		w.state = writerAborted
+		for _, s := range []*side{&w.mem, &w.disk} {
+			if s.w != nil {
+				s.w.Abort()
+			}
+		}
+	}
+	return nil
+}
+
+// Close closes both sides, discarding a write neither committed nor
+// aborted.
+func (w *tieredWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.state = writerClosed
+	var first error
+	for _, s := range []*side{&w.mem, &w.disk} {
+		if s.w != nil {
+			if err := s.w.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
