@@ -1,0 +1,254 @@
+package purge
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/outpost-cdn/outpost/storage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// checkTests purge with giveReq at the clock's start and check one object,
+// fetched at giveFetched relative to the purge.
+var checkTests = []struct {
+	name        string
+	giveReq     Request
+	giveURL     string
+	giveTags    []string
+	giveFetched time.Duration
+	wantBanned  bool
+	wantSoft    bool
+}{
+	{name: "url", giveReq: Request{URLs: []string{"http://static.example.com/a.png"}}, giveURL: "http://static.example.com/a.png", giveFetched: -time.Hour, wantBanned: true},
+	{name: "url canonicalized", giveReq: Request{URLs: []string{"HTTP://Static.Example.COM/a.png#top"}}, giveURL: "http://static.example.com/a.png", giveFetched: -time.Hour, wantBanned: true},
+	{name: "url other", giveReq: Request{URLs: []string{"http://static.example.com/a.png"}}, giveURL: "http://static.example.com/a.png?v=2", giveFetched: -time.Hour},
+	{name: "url fetched after", giveReq: Request{URLs: []string{"http://static.example.com/a.png"}}, giveURL: "http://static.example.com/a.png", giveFetched: time.Second},
+	{name: "url fetched at the ban", giveReq: Request{URLs: []string{"http://static.example.com/a.png"}}, giveURL: "http://static.example.com/a.png"},
+	{name: "url soft", giveReq: Request{URLs: []string{"http://static.example.com/a.png"}, Soft: true}, giveURL: "http://static.example.com/a.png", giveFetched: -time.Nanosecond, wantBanned: true, wantSoft: true},
+
+	{name: "prefix directory", giveReq: Request{Prefixes: []string{"http://static.example.com/img/"}}, giveURL: "http://static.example.com/img/2026/a.png", giveFetched: -time.Hour, wantBanned: true},
+	{name: "prefix partial segment", giveReq: Request{Prefixes: []string{"http://static.example.com/img/a"}}, giveURL: "http://static.example.com/img/ab.png", giveFetched: -time.Hour, wantBanned: true},
+	{name: "prefix whole URL", giveReq: Request{Prefixes: []string{"http://static.example.com/img/a.png?x=1"}}, giveURL: "http://static.example.com/img/a.png?x=1", giveFetched: -time.Hour, wantBanned: true},
+	{name: "prefix into the query", giveReq: Request{Prefixes: []string{"http://static.example.com/img/a.png?x"}}, giveURL: "http://static.example.com/img/a.png?x=1", giveFetched: -time.Hour, wantBanned: true},
+	{name: "prefix sibling", giveReq: Request{Prefixes: []string{"http://static.example.com/img/a"}}, giveURL: "http://static.example.com/img/ba.png", giveFetched: -time.Hour},
+	{name: "prefix longer than URL", giveReq: Request{Prefixes: []string{"http://static.example.com/img/a.png/more"}}, giveURL: "http://static.example.com/img/a.png", giveFetched: -time.Hour},
+	{name: "prefix origin only", giveReq: Request{Prefixes: []string{"http://static.example.com"}}, giveURL: "http://static.example.com/x", giveFetched: -time.Hour, wantBanned: true},
+	{name: "prefix origin is not a host prefix", giveReq: Request{Prefixes: []string{"http://static.example.com"}}, giveURL: "http://static.example.com.evil.test/x", giveFetched: -time.Hour},
+	{name: "prefix other scheme", giveReq: Request{Prefixes: []string{"https://static.example.com/"}}, giveURL: "http://static.example.com/x", giveFetched: -time.Hour},
+	{name: "prefix fetched after", giveReq: Request{Prefixes: []string{"http://static.example.com/"}}, giveURL: "http://static.example.com/x", giveFetched: time.Minute},
+
+	{name: "tag", giveReq: Request{Tags: []string{"product-42"}}, giveURL: "http://static.example.com/a.png", giveTags: []string{"home", "product-42"}, giveFetched: -time.Hour, wantBanned: true},
+	{name: "tag is case-sensitive", giveReq: Request{Tags: []string{"Product-42"}}, giveURL: "http://static.example.com/a.png", giveTags: []string{"product-42"}, giveFetched: -time.Hour},
+	{name: "tag untagged object", giveReq: Request{Tags: []string{"product-42"}}, giveURL: "http://static.example.com/a.png", giveFetched: -time.Hour},
+
+	{name: "host", giveReq: Request{Hosts: []string{"static.example.com"}}, giveURL: "https://static.example.com/a.png", giveFetched: -time.Hour, wantBanned: true},
+	{name: "host any port", giveReq: Request{Hosts: []string{"Static.Example.com"}}, giveURL: "http://static.example.com:8080/a.png", giveFetched: -time.Hour, wantBanned: true},
+	{name: "host other", giveReq: Request{Hosts: []string{"static.example.com"}}, giveURL: "http://img.example.com/a.png", giveFetched: -time.Hour},
+	{name: "host subdomain", giveReq: Request{Hosts: []string{"example.com"}}, giveURL: "http://static.example.com/a.png", giveFetched: -time.Hour},
+	{name: "host ipv6", giveReq: Request{Hosts: []string{"2001:db8::1"}}, giveURL: "http://[2001:db8::1]:8080/a.png", giveFetched: -time.Hour, wantBanned: true},
+
+	{name: "all", giveReq: Request{All: true}, giveURL: "http://anything.test/x", giveFetched: -time.Hour, wantBanned: true},
+	{name: "all soft", giveReq: Request{All: true, Soft: true}, giveURL: "http://anything.test/x", giveFetched: -time.Hour, wantBanned: true, wantSoft: true},
+	{name: "all fetched after", giveReq: Request{All: true}, giveURL: "http://anything.test/x", giveFetched: time.Nanosecond},
+}
+
+func TestCheck(t *testing.T) {
+	for _, tt := range checkTests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			ix := newIndex(t, clk, Config{})
+			rec := mustPurge(t, ix, tt.giveReq)
+			m := &storage.Meta{URL: tt.giveURL, Tags: tt.giveTags, ResponseTime: rec.Time.Add(tt.giveFetched)}
+			at, soft, banned := ix.Check(m)
+			assert.Equal(t, tt.wantBanned, banned, "Check(%s fetched %v from %+v)", tt.giveURL, tt.giveFetched, tt.giveReq)
+			assert.Equal(t, tt.wantSoft, soft, "soft")
+			if tt.wantBanned {
+				assert.True(t, at.Equal(rec.Time), "at = %v, want %v", at, rec.Time)
+			} else {
+				assert.True(t, at.IsZero(), "at = %v for no ban", at)
+			}
+		})
+	}
+}
+
+func TestCheckNoBans(t *testing.T) {
+	ix := newIndex(t, newClock(), Config{})
+	_, _, banned := ix.Check(&storage.Meta{URL: "http://a.test/"})
+	assert.False(t, banned)
+	_, _, banned = ix.Check(nil)
+	assert.False(t, banned)
+	assert.Zero(t, testing.AllocsPerRun(100, func() { ix.Check(&storage.Meta{URL: "http://a.test/"}) }))
+}
+
+func TestCheckZeroResponseTimeIsOlderThanEveryBan(t *testing.T) {
+	ix := newIndex(t, newClock(), Config{})
+	mustPurge(t, ix, Request{Tags: []string{"t"}})
+	_, _, banned := ix.Check(&storage.Meta{URL: "http://a.test/", Tags: []string{"t"}})
+	assert.True(t, banned)
+}
+
+func TestCheckNewestBanWins(t *testing.T) {
+	const u = "http://static.example.com/img/a.png"
+	tests := []struct {
+		name       string
+		give       []Request // issued a minute apart
+		giveAge    time.Duration
+		wantBanned bool
+		wantSoft   bool
+		wantAt     int // index into give
+	}{
+		{name: "two hard", give: []Request{{URLs: []string{u}}, {Tags: []string{"t"}}}, giveAge: time.Hour, wantBanned: true, wantAt: 1},
+		{name: "soft after hard stays hard", give: []Request{{URLs: []string{u}}, {Prefixes: []string{"http://static.example.com/"}, Soft: true}}, giveAge: time.Hour, wantBanned: true, wantAt: 1},
+		{name: "hard after soft", give: []Request{{URLs: []string{u}, Soft: true}, {Tags: []string{"t"}}}, giveAge: time.Hour, wantBanned: true, wantAt: 1},
+		{name: "two soft", give: []Request{{URLs: []string{u}, Soft: true}, {Hosts: []string{"static.example.com"}, Soft: true}}, giveAge: time.Hour, wantBanned: true, wantSoft: true, wantAt: 1},
+		{name: "fetched between: only the later soft one", give: []Request{{URLs: []string{u}}, {All: true, Soft: true}}, giveAge: 30 * time.Second, wantBanned: true, wantSoft: true, wantAt: 1},
+		{name: "same target again", give: []Request{{URLs: []string{u}}, {URLs: []string{u}}}, giveAge: time.Hour, wantBanned: true, wantAt: 1},
+		{name: "same target, hard then soft, fetched between", give: []Request{{URLs: []string{u}}, {URLs: []string{u}, Soft: true}}, giveAge: 30 * time.Second, wantBanned: true, wantSoft: true, wantAt: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			ix := newIndex(t, clk, Config{})
+			var recs []Record
+			for i, req := range tt.give {
+				if i > 0 {
+					clk.Advance(time.Minute)
+				}
+				recs = append(recs, mustPurge(t, ix, req))
+			}
+			m := &storage.Meta{URL: u, Tags: []string{"t"}, ResponseTime: clk.Now().Add(-tt.giveAge)}
+			at, soft, banned := ix.Check(m)
+			assert.Equal(t, tt.wantBanned, banned, "banned")
+			assert.Equal(t, tt.wantSoft, soft, "soft")
+			assert.True(t, at.Equal(recs[tt.wantAt].Time), "at = %v, want %v", at, recs[tt.wantAt].Time)
+		})
+	}
+}
+
+func TestCheckAllocatesNothing(t *testing.T) {
+	ix := newIndex(t, newClock(), Config{})
+	mustPurge(t, ix, Request{
+		URLs:     []string{"http://static.example.com/a.png"},
+		Prefixes: []string{"http://static.example.com/img/", "http://static.example.com/img/a"},
+		Tags:     []string{"t1"},
+		Hosts:    []string{"static.example.com"},
+		All:      true,
+	})
+	m := &storage.Meta{URL: "http://static.example.com/img/a.png?x=1", Tags: []string{"t1", "t2"}}
+	_, _, banned := ix.Check(m)
+	require.True(t, banned)
+	assert.Zero(t, testing.AllocsPerRun(100, func() { ix.Check(m) }))
+}
+
+func TestApply(t *testing.T) {
+	clk := newClock()
+	ix := newIndex(t, clk, Config{})
+	ctx := context.Background()
+	rec := Record{ID: "fra-1/42", Time: clk.Now().Add(-time.Minute), Bans: []Ban{{Kind: KindTag, Value: "t"}, {Kind: KindURL, Value: "http://a.test/x"}}}
+
+	added, err := ix.Apply(ctx, rec)
+	require.NoError(t, err)
+	assert.True(t, added)
+	added, err = ix.Apply(ctx, rec)
+	require.NoError(t, err)
+	assert.False(t, added, "the same ID applied twice")
+	assert.Equal(t, 2, ix.Len())
+	require.Len(t, ix.Recent(10), 1)
+
+	at, _, banned := ix.Check(&storage.Meta{URL: "http://a.test/x", ResponseTime: rec.Time.Add(-time.Second)})
+	assert.True(t, banned)
+	assert.True(t, at.Equal(rec.Time), "the original time is kept: %v, want %v", at, rec.Time)
+	_, _, banned = ix.Check(&storage.Meta{URL: "http://a.test/x", ResponseTime: rec.Time.Add(time.Second)})
+	assert.False(t, banned, "fetched after the original time")
+}
+
+func TestApplyTakesFutureTimeAsNow(t *testing.T) {
+	clk := newClock()
+	ix := newIndex(t, clk, Config{})
+	_, err := ix.Apply(context.Background(), Record{ID: "skewed", Time: clk.Now().Add(time.Hour), Bans: []Ban{{Kind: KindAll}}})
+	require.NoError(t, err)
+	_, _, banned := ix.Check(&storage.Meta{URL: "http://a.test/", ResponseTime: clk.Now().Add(time.Second)})
+	assert.False(t, banned, "an object fetched after the purge arrived")
+	assert.True(t, ix.Recent(1)[0].Time.Equal(clk.Now()))
+}
+
+func TestApplyRefusesMalformedRecords(t *testing.T) {
+	now := newClock().Now()
+	tests := []struct {
+		name string
+		give Record
+		want string
+	}{
+		{"no id", Record{Time: now, Bans: []Ban{{Kind: KindAll}}}, "no id"},
+		{"no time", Record{ID: "x", Bans: []Ban{{Kind: KindAll}}}, "no time"},
+		{"no bans", Record{ID: "x", Time: now}, "no bans"},
+		{"bad kind", Record{ID: "x", Time: now, Bans: []Ban{{Kind: 9, Value: "v"}}}, "invalid kind"},
+		{"relative url", Record{ID: "x", Time: now, Bans: []Ban{{Kind: KindURL, Value: "/a"}}}, "not an absolute"},
+		{"prefix without path", Record{ID: "x", Time: now, Bans: []Ban{{Kind: KindPrefix, Value: "http://a.test"}}}, "not a canonical URL prefix"},
+		{"host with capitals", Record{ID: "x", Time: now, Bans: []Ban{{Kind: KindHost, Value: "A.test"}}}, "not a canonical host"},
+		{"tag with space", Record{ID: "x", Time: now, Bans: []Ban{{Kind: KindTag, Value: "a b"}}}, "space"},
+		{"all with value", Record{ID: "x", Time: now, Bans: []Ban{{Kind: KindAll, Value: "v"}}}, "has value"},
+		{"repeated ban", Record{ID: "x", Time: now, Bans: []Ban{{Kind: KindAll}, {Kind: KindAll}}}, "repeats"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ix := newIndex(t, newClock(), Config{})
+			_, err := ix.Apply(context.Background(), tt.give)
+			var ve *ValidationError
+			require.ErrorAs(t, err, &ve)
+			assert.Contains(t, ve.Reason, tt.want)
+			assert.Zero(t, ix.Len())
+		})
+	}
+}
+
+func TestRecent(t *testing.T) {
+	clk := newClock()
+	ix := newIndex(t, clk, Config{RecentSize: 3})
+	var ids []string
+	for i := range 5 {
+		clk.Advance(time.Second)
+		ids = append(ids, mustPurge(t, ix, Request{Tags: []string{string(rune('a' + i))}}).ID)
+	}
+	var got []string
+	for _, r := range ix.Recent(10) {
+		got = append(got, r.ID)
+	}
+	assert.Equal(t, []string{ids[4], ids[3], ids[2]}, got, "newest first, RecentSize kept")
+	assert.Len(t, ix.Recent(1), 1)
+	assert.Empty(t, ix.Recent(0))
+}
+
+func TestNewNamesTheBadField(t *testing.T) {
+	tier := newMemory(t)
+	tests := []struct {
+		name string
+		give Config
+		want string
+	}{
+		{"no canonicalize", Config{Tier: tier}, "Config.Canonicalize"},
+		{"no tier", Config{Canonicalize: canonicalize}, "Config.Tier"},
+		{"tier without walk", Config{Canonicalize: canonicalize, Tier: struct{ storage.Tier }{tier}}, "storage.Walker"},
+		{"negative interval", Config{Canonicalize: canonicalize, Tier: tier, Interval: -1}, "Config.Interval"},
+		{"negative commit delay", Config{Canonicalize: canonicalize, Tier: tier, CommitDelay: -1}, "Config.CommitDelay"},
+		{"negative soft ttl", Config{Canonicalize: canonicalize, Tier: tier, SoftTTL: -1}, "Config.SoftTTL"},
+		{"negative recent size", Config{Canonicalize: canonicalize, Tier: tier, RecentSize: -1}, "Config.RecentSize"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.give)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestClosedIndexRefusesPurges(t *testing.T) {
+	ix := newIndex(t, newClock(), Config{})
+	require.NoError(t, ix.Close())
+	_, err := ix.Purge(context.Background(), Request{All: true})
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.NoError(t, ix.Close(), "a second Close")
+}

@@ -1,0 +1,37 @@
+// Package purge invalidates cached objects: it records purges as bans, answers
+// on every cache lookup whether a stored object is banned, and removes banned
+// objects from storage in the background.
+//
+// The model is Varnish's ban list. A purge (a Record) is a set of bans issued
+// together at one time: exact URLs (every variant of each), canonical URL
+// prefixes, surrogate keys (tags), hosts, or everything; hard or soft.
+// Accepting one costs nothing in the number of cached objects: the bans are
+// appended to a durable log and added to an in-memory index. A stored object
+// is banned when a ban matches it and is newer than the object (its
+// storage.Meta.ResponseTime), so anything fetched after a purge is never
+// affected by it.
+//
+// Index.Check is what the edge calls on every lookup. The index keeps, for
+// each target (a URL, tag, host, prefix, or everything), only the newest hard
+// and the newest soft ban, so a lookup is a handful of map loads that never
+// scan the ban list, whatever its length, and allocate nothing. With no bans
+// it is one atomic load.
+//
+// Index.Run walks the storage tier in the background (storage.Walker): it
+// deletes the objects hard bans match and retires bans no stored object
+// predates any longer, so the ban list stays as short as the work still to
+// do. Soft-banned objects stay stored for the edge to serve stale while it
+// refetches, up to Config.SoftTTL.
+//
+// With Config.Dir set, bans survive restarts: each purge is appended to a
+// checksummed log and fsynced before it is acknowledged, and the log is loaded
+// at start so a restart never brings a purged object back from disk.
+//
+// Handler serves the admin API's POST /purge, Client speaks it for the
+// `outpost purge` command, RequireToken guards the admin listener, and
+// ParseTags reads surrogate keys from an origin's response. Index.Apply takes
+// a Record issued elsewhere (the fleet's purge bus) with its original ID and
+// time, idempotently.
+//
+// The package imports only storage of Outpost.
+package purge
