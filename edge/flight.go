@@ -1,0 +1,297 @@
+package edge
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/outpost-cdn/outpost/storage"
+)
+
+// A flight is one upstream fetch that any number of requests follow: the
+// request that starts it, the requests that join while it runs, and none at
+// all for a background revalidation. The fetch runs in a goroutine the
+// Handler owns, detached from every client, so a client that leaves only
+// leaves (STYLE: work shared by many requests must not die with one).
+//
+// A flight announces its outcome once (ready), then, for a streamed
+// response, publishes body progress: followers read the bytes written so far
+// from src, and wait for more on wake.
+type flight struct {
+	key string // the storage key being filled; the flight table's key
+
+	ready chan struct{} // closed once res is set
+	res   flightResult  // read-only after ready
+	// interim carries 1xx responses (103 Early Hints) received before the
+	// final one to the leading request, which relays them.
+	interim chan interimResponse
+
+	// handoff passes an unshareable response to the request that started
+	// the flight, or discards it when that request has gone.
+	hmu        sync.Mutex
+	hasLeader  bool
+	leaderGone bool
+	handoff    *privateResponse
+
+	mu     sync.Mutex
+	src    bodyBuffer // where the body is written; may switch to a spool
+	n      int64      // bytes of the body written to src
+	done   bool       // the body is complete or failed
+	err    error      // why the body failed
+	wake   chan struct{}
+	refs   int         // the fill plus every follower; the last release closes
+	closer []io.Closer // released with the last reference
+}
+
+// outcome is what the followers of a flight do once it is ready.
+type outcome int
+
+const (
+	// outStream: the response is shareable; stream it from the flight.
+	outStream outcome = iota
+	// outObject: serve res.obj, a stored object (refreshed by a 304, or
+	// stale under stale-if-error).
+	outObject
+	// outPrivate: only the request that started the flight may see the
+	// response; every other follower fetches on its own at once.
+	outPrivate
+	// outError: the upstream fetch failed; res.err says how.
+	outError
+)
+
+// flightResult is what a flight announces when it is ready.
+type flightResult struct {
+	kind outcome
+	// meta describes the response: its status, header (as stored and
+	// served to followers) and clock facts for Age. Set for outStream and
+	// outObject.
+	meta *storage.Meta
+	obj  storage.Object // outObject; closed with the flight's last reference
+	// leaderHeader is the header for the request that started the flight
+	// when it differs from meta.Header (fields private="..." hides from
+	// others); nil otherwise.
+	leaderHeader http.Header
+	upstream     []string // Cache-Status entries of the caches upstream
+	status       cacheStatus
+	// vary and varyID let a follower check that the response applies to
+	// it (RFC 9111 §4.1) before using it.
+	vary   []string
+	varyID string
+	err    error
+}
+
+// privateResponse is an upstream response only the leader may use, with the
+// cancel function of the context it was fetched under.
+type privateResponse struct {
+	resp     *http.Response
+	cancel   context.CancelFunc
+	upstream []string
+	status   cacheStatus
+}
+
+// bodyBuffer is where a flight writes a body and followers read it: a
+// storage.Writer, or a spool for bodies that are shared but not stored.
+type bodyBuffer interface {
+	io.Writer
+	io.ReaderAt
+}
+
+// interimResponse is a 1xx response received upstream.
+type interimResponse struct {
+	code   int
+	header http.Header
+}
+
+func newFlight(key string) *flight {
+	return &flight{key: key, ready: make(chan struct{}), refs: 1, interim: make(chan interimResponse, 4)}
+}
+
+// publish announces the outcome to the followers.
+func (f *flight) publish(res flightResult) {
+	f.res = res
+	close(f.ready)
+}
+
+// retain adds a follower's reference; release drops one, and the last
+// release closes what the flight holds (storage writers, spools, objects).
+func (f *flight) retain() {
+	f.mu.Lock()
+	f.refs++
+	f.mu.Unlock()
+}
+
+func (f *flight) release() {
+	f.mu.Lock()
+	f.refs--
+	var closers []io.Closer
+	if f.refs == 0 {
+		closers, f.closer = f.closer, nil
+	}
+	f.mu.Unlock()
+	for _, c := range closers {
+		c.Close()
+	}
+}
+
+// hold registers c to be closed with the flight's last reference.
+func (f *flight) hold(c io.Closer) {
+	f.mu.Lock()
+	f.closer = append(f.closer, c)
+	f.mu.Unlock()
+}
+
+// setSource sets where the body is read from. Bytes already announced must
+// be readable from the new source too.
+func (f *flight) setSource(src bodyBuffer) {
+	f.mu.Lock()
+	f.src = src
+	f.mu.Unlock()
+}
+
+// advance announces n more bytes of body.
+func (f *flight) advance(n int) {
+	f.mu.Lock()
+	f.n += int64(n)
+	f.wakeLocked()
+	f.mu.Unlock()
+}
+
+// finish ends the body: err nil means complete.
+func (f *flight) finish(err error) {
+	f.mu.Lock()
+	f.done, f.err = true, err
+	f.wakeLocked()
+	f.mu.Unlock()
+}
+
+func (f *flight) wakeLocked() {
+	if f.wake != nil {
+		close(f.wake)
+		f.wake = nil
+	}
+}
+
+// size returns the body length once known: the whole body has arrived.
+func (f *flight) size(ctx context.Context) (int64, error) {
+	for {
+		f.mu.Lock()
+		if f.done {
+			n, err := f.n, f.err
+			f.mu.Unlock()
+			return n, err
+		}
+		wake := f.waitLocked()
+		f.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+func (f *flight) waitLocked() <-chan struct{} {
+	if f.wake == nil {
+		f.wake = make(chan struct{})
+	}
+	return f.wake
+}
+
+// readAt reads body bytes at off into p, waiting until some are available.
+// It returns fewer than len(p) bytes when that is all there is yet; io.EOF
+// at the end of a complete body; the fill's error for a failed one. Before
+// it waits it calls idle, so the caller can flush what it has written.
+func (f *flight) readAt(ctx context.Context, p []byte, off int64, idle func()) (int, error) {
+	for {
+		f.mu.Lock()
+		n, done, err, src := f.n, f.done, f.err, f.src
+		if off < n {
+			f.mu.Unlock()
+			k, rerr := src.ReadAt(p[:min(int64(len(p)), n-off)], off)
+			if k > 0 {
+				return k, nil
+			}
+			if rerr == nil || rerr == io.EOF {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return 0, rerr
+		}
+		if done {
+			f.mu.Unlock()
+			if err != nil {
+				return 0, err
+			}
+			return 0, io.EOF
+		}
+		wake := f.waitLocked()
+		f.mu.Unlock()
+		if idle != nil {
+			idle()
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// flightTable maps storage keys to the flights filling them.
+type flightTable struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+// join returns the flight filling key, retained for the caller, creating
+// it when there is none; leader reports whether the caller created it and
+// must start the fill (its reference is the fill's).
+func (t *flightTable) join(key string) (f *flight, leader bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f, ok := t.m[key]; ok {
+		f.retain()
+		return f, false
+	}
+	if t.m == nil {
+		t.m = make(map[string]*flight)
+	}
+	f = newFlight(key)
+	f.hasLeader = true
+	f.refs = 2 // the fill and the leader's request
+	t.m[key] = f
+	return f, true
+}
+
+// start registers a flight with no leading request (a background
+// revalidation). It returns false when key already has a flight.
+func (t *flightTable) start(key string) (*flight, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[key]; ok {
+		return nil, false
+	}
+	if t.m == nil {
+		t.m = make(map[string]*flight)
+	}
+	f := newFlight(key)
+	t.m[key] = f
+	return f, true
+}
+
+// remove takes f out of the table, so later requests look in storage (or
+// start a new flight) instead of joining it.
+func (t *flightTable) remove(f *flight) {
+	t.mu.Lock()
+	if t.m[f.key] == f {
+		delete(t.m, f.key)
+	}
+	t.mu.Unlock()
+}
+
+// len returns the number of flights in progress.
+func (t *flightTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}

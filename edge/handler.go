@@ -1,0 +1,495 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/outpost-cdn/outpost/storage"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Handler. Zero values take the defaults named.
+type Config struct {
+	// Name is the node's identity in Cache-Status, Via and CDN-Loop.
+	// Zero means "outpost".
+	Name string
+	// Store holds cached responses. Required.
+	Store storage.Tier
+	// Hosts are the virtual hosts served; an entry without Names catches
+	// every other host. A request for a host no entry matches gets 421.
+	Hosts []Host
+	// Bans, when set, is consulted on every lookup (purges).
+	Bans Bans
+	// Logger receives operational events. Nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the edge's metrics. Nil registers none.
+	Registerer prometheus.Registerer
+
+	// HeuristicFraction is the share of the time since Last-Modified used
+	// as heuristic freshness (RFC 9111 §4.2.2). Zero means 0.1.
+	HeuristicFraction float64
+	// HeuristicMax caps heuristic freshness. Zero means 24h.
+	HeuristicMax time.Duration
+	// StaleWhileRevalidate and StaleIfError are node-wide defaults for
+	// responses that carry no such directive (RFC 5861). Zero means off.
+	StaleWhileRevalidate time.Duration
+	StaleIfError         time.Duration
+	// StaleIfUnreachable is how long past its freshness a stored response
+	// may be served when upstream gives no response at all (connection
+	// refused, reset or timed out), as RFC 9111 §4.2.4 allows a
+	// disconnected cache, unless the response forbids serving it stale.
+	// Zero means 1h; negative turns it off.
+	StaleIfUnreachable time.Duration
+	// IgnoreClientNoCache makes the cache answer requests carrying
+	// no-cache or max-age=0 from storage when fresh (an origin-protecting
+	// CDN policy; RFC 9111 §5.2.1 lets a cache be configured so). Off by
+	// default.
+	IgnoreClientNoCache bool
+	// PassSetCookie keeps responses that set cookies out of the cache,
+	// passing each to its own client (what nginx and Varnish do by
+	// default). Off by default: as RFC 9111 allows, such a response is
+	// stored unless it says private or no-cache="Set-Cookie".
+	PassSetCookie bool
+	// HitForMissTTL is how long a key whose response could not be shared
+	// is fetched without coalescing. Zero means 10s.
+	HitForMissTTL time.Duration
+	// IdleTimeout fails an upstream fetch that sends nothing for this
+	// long, headers or body. Zero means 60s.
+	IdleTimeout time.Duration
+	// MaxVariants bounds the Vary variants kept per URL. Zero means 32.
+	MaxVariants int
+	// SpoolDir is where bodies shared but not stored are spooled.
+	// Zero means os.TempDir().
+	SpoolDir string
+	// Tags extracts the surrogate keys (tags) a stored response can be
+	// purged by from its header, typically purge.ParseTags. Nil stores none.
+	Tags func(http.Header) []string
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Bans is what the edge asks of the purge index on every lookup: the
+// newest ban that matches a stored object and is newer than it, when it
+// was issued and whether it is soft.
+type Bans interface {
+	Check(m *storage.Meta) (at time.Time, soft bool, banned bool)
+}
+
+// Handler is the edge's request path, an http.Handler: it routes by host,
+// answers from the cache, coalesces misses into one upstream fetch whose
+// body streams to every waiting client, and passes through what it does
+// not cache. It is safe for concurrent use. Close stops its fills.
+type Handler struct {
+	cfg     Config
+	store   storage.Tier
+	router  *router
+	log     *slog.Logger
+	metrics *metrics
+	now     func() time.Time
+	loopID  string // this node's CDN-Loop entry (RFC 8586)
+	nodeTag string // the part of loopID that identifies this process
+
+	flights flightTable
+	misses  *missMarks
+	indexMu sync.Mutex // serialises variant index updates
+
+	ctx    context.Context // canceled by Close: fills stop
+	cancel context.CancelFunc
+	fills  sync.WaitGroup
+}
+
+// New returns a Handler for cfg, or an error naming the invalid field.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("edge: Store is required")
+	}
+	if len(cfg.Hosts) == 0 {
+		return nil, errors.New("edge: no hosts (give a catch-all entry or named ones)")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "outpost"
+	}
+	if strings.ContainsAny(cfg.Name, ",; \t\"") {
+		return nil, fmt.Errorf("edge: Name %q must be a token (no spaces, commas, semicolons or quotes)", cfg.Name)
+	}
+	if cfg.HeuristicFraction < 0 || cfg.HeuristicFraction > 1 {
+		return nil, fmt.Errorf("edge: HeuristicFraction %v is outside [0, 1]", cfg.HeuristicFraction)
+	}
+	if cfg.HeuristicFraction == 0 {
+		cfg.HeuristicFraction = 0.1
+	}
+	setDefault(&cfg.HeuristicMax, 24*time.Hour)
+	setDefault(&cfg.HitForMissTTL, 10*time.Second)
+	setDefault(&cfg.StaleIfUnreachable, time.Hour)
+	setDefault(&cfg.IdleTimeout, 60*time.Second)
+	setDefault(&cfg.MaxVariants, 32)
+	setDefault(&cfg.SpoolDir, os.TempDir())
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"StaleWhileRevalidate", cfg.StaleWhileRevalidate}, {"StaleIfError", cfg.StaleIfError}, {"HeuristicMax", cfg.HeuristicMax}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("edge: %s %v is negative", d.name, d.v)
+		}
+	}
+	if cfg.MaxVariants < 1 {
+		return nil, fmt.Errorf("edge: MaxVariants %d is below 1", cfg.MaxVariants)
+	}
+	cfg.Hosts = append([]Host(nil), cfg.Hosts...) // never keep the caller's slice
+	rt, err := newRouter(cfg.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, store: cfg.Store, router: rt, log: cfg.Logger, now: cfg.Now, misses: newMissMarks(100_000)}
+	if h.log == nil {
+		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	var id [4]byte
+	rand.Read(id[:])
+	h.nodeTag = "node=" + hex.EncodeToString(id[:])
+	h.loopID = cfg.Name + "; " + h.nodeTag
+	h.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(h.flights.len()) })
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	return h, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Close cancels the fills in progress and waits for them to end. Call it
+// after the HTTP server has drained, so no handler is still following one.
+func (h *Handler) Close() error {
+	h.cancel()
+	h.fills.Wait()
+	return nil
+}
+
+// Wait blocks until no fill is in progress (background revalidations
+// included) or ctx is done. Tests use it to observe a quiet cache.
+func (h *Handler) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { h.fills.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ServeHTTP answers one client request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	c, err := canonicalize(scheme, host, r.URL.EscapedPath(), r.URL.RawQuery, nil)
+	if err != nil {
+		h.writeError(w, http.StatusBadRequest, nil)
+		return
+	}
+	site := h.router.route(c.host[:c.hostLen])
+	if site == nil {
+		// Never an open proxy (DESIGN: unknown hosts get 421).
+		h.writeError(w, http.StatusMisdirectedRequest, nil)
+		return
+	}
+	if c.query != "" && site.Key.rewrites() {
+		c.query = rewriteQuery(c.query, &site.Key)
+	}
+	if h.looped(r) {
+		h.writeError(w, http.StatusLoopDetected, nil)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		h.serveCacheable(w, r, site, &c, 0, nil)
+	default:
+		h.forward(w, r, site, &c)
+	}
+}
+
+// looped reports whether the request has already passed through this node
+// (RFC 8586 §2): its CDN-Loop field carries our process's entry.
+func (h *Handler) looped(r *http.Request) bool {
+	for _, v := range r.Header["Cdn-Loop"] {
+		if strings.Contains(v, h.nodeTag) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxAttempts bounds how often one request re-enters the cache path after
+// a flight it followed turned out not to apply to it (Vary).
+const maxAttempts = 2
+
+// serveCacheable answers a GET or HEAD: from storage when a stored response
+// may be used (RFC 9111 §4), else through a flight. varyHint carries the
+// Vary field names learned from a flight that did not apply to the request.
+func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *Host, c *canonical, attempt int, varyHint []string) {
+	ctx := r.Context()
+	urlKey := c.String()
+	rc := parseCacheControl(r.Header["Cache-Control"])
+	lk := h.lookup(ctx, urlKey, r.Header, varyHint)
+	fwd := lk.fwd
+	if lk.obj != nil {
+		m := lk.obj.Meta()
+		now := h.now()
+		age := currentAge(m, now)
+		switch h.judge(m, &rc, age, lk.soft) {
+		case useFresh, useStale:
+			cs := cacheStatus{hit: true, ttl: ttlOf(m, age), hasTTL: true}
+			if lk.soft {
+				cs.ttl = -age
+			}
+			h.respond(w, r, &representation{meta: m, header: m.Header, age: true, body: objectBody{lk.obj}}, &cs)
+			lk.obj.Close()
+			return
+		case useSWR:
+			// RFC 5861 §3: serve the stale response now, refresh it in
+			// the background, once however many clients ask.
+			cs := cacheStatus{hit: true, ttl: ttlOf(m, age), hasTTL: true, detail: "stale-while-revalidate"}
+			if lk.soft {
+				cs.ttl = -age
+			}
+			h.revalidateInBackground(r, site, c, lk.key, urlKey)
+			h.respond(w, r, &representation{meta: m, header: m.Header, age: true, body: objectBody{lk.obj}}, &cs)
+			lk.obj.Close()
+			return
+		}
+		fwd = fwdStale
+		if rc.noCache || rc.maxAge != unset && age > time.Duration(rc.maxAge)*time.Second {
+			fwd = fwdRequest
+		}
+	}
+	if rc.onlyIfCached {
+		// RFC 9111 §5.2.1.7: nothing usable without going upstream.
+		if lk.obj != nil {
+			lk.obj.Close()
+		}
+		h.writeError(w, http.StatusGatewayTimeout, &cacheStatus{fwd: fwd, detail: "only-if-cached"})
+		return
+	}
+
+	coalesce := !rc.noStore && attempt < maxAttempts && !h.misses.marked(lk.key, h.now())
+	var f *flight
+	leader := true
+	if coalesce {
+		f, leader = h.flights.join(lk.key)
+	} else {
+		f = newFlight(lk.key)
+		f.hasLeader, f.refs = true, 2
+		if fwd == fwdMiss && attempt < maxAttempts {
+			fwd = fwdBypass
+		}
+	}
+	if leader {
+		fl := &fill{
+			f: f, site: site, out: h.upstreamRequest(r, c, true), urlKey: urlKey,
+			inTable: coalesce, stale: lk.obj, fwd: fwd,
+			authorized: r.Header.Get("Authorization") != "",
+			leaderVary: r.Header.Clone(), noStore: rc.noStore,
+		}
+		if lk.obj != nil {
+			addValidators(fl.out.Header, lk.obj.Meta().Header)
+		}
+		h.startFill(fl)
+	} else if lk.obj != nil {
+		lk.obj.Close()
+	}
+	h.follow(w, r, f, leader, site, c, attempt)
+}
+
+// lookupResult is what a storage lookup found.
+type lookupResult struct {
+	obj  storage.Object // nil on a miss
+	key  string         // the storage key for this request (its variant)
+	fwd  string         // the Cache-Status forward reason on a miss
+	soft bool           // a soft purge made obj stale
+}
+
+// lookup finds the stored response for a request: the object under the
+// URL, or through the URL's variant index the variant the request's fields
+// select (RFC 9111 §4.1). Purged objects are misses.
+func (h *Handler) lookup(ctx context.Context, urlKey string, reqHeader http.Header, varyHint []string) lookupResult {
+	lk := lookupResult{key: urlKey, fwd: fwdMiss}
+	o, err := h.store.Get(ctx, urlKey)
+	if err != nil && varyHint != nil {
+		lk.key = variantKey(urlKey, variantID(varyHint, reqHeader))
+		o, err = h.store.Get(ctx, lk.key)
+	}
+	if err != nil {
+		return lk
+	}
+	m := o.Meta()
+	if m.IsVariantIndex() {
+		lk.key = variantKey(urlKey, variantID(m.Vary, reqHeader))
+		o.Close()
+		if o, err = h.store.Get(ctx, lk.key); err != nil {
+			lk.fwd = fwdVaryMiss
+			return lk
+		}
+		m = o.Meta()
+	}
+	if h.cfg.Bans != nil {
+		if _, soft, banned := h.cfg.Bans.Check(m); banned {
+			if !soft {
+				o.Close()
+				h.store.Delete(ctx, lk.key)
+				return lk
+			}
+			lk.soft = true
+		}
+	}
+	lk.obj = o
+	return lk
+}
+
+// addValidators makes a fill conditional on the stored response's
+// validators (RFC 9111 §4.3.1).
+func addValidators(out, stored http.Header) {
+	if etag := stored["Etag"]; len(etag) > 0 {
+		out["If-None-Match"] = etag
+	}
+	if lm := stored["Last-Modified"]; len(lm) > 0 {
+		out["If-Modified-Since"] = lm
+	}
+}
+
+// revalidateInBackground starts a conditional refresh of a stored response
+// unless one is already running.
+func (h *Handler) revalidateInBackground(r *http.Request, site *Host, c *canonical, key, urlKey string) {
+	f, ok := h.flights.start(key)
+	if !ok {
+		return
+	}
+	stale, err := h.store.Get(h.ctx, key)
+	if err != nil {
+		h.flights.remove(f)
+		f.release()
+		return
+	}
+	fl := &fill{
+		f: f, site: site, out: h.upstreamRequest(r, c, true), urlKey: urlKey,
+		inTable: true, stale: stale, fwd: fwdStale,
+		authorized: r.Header.Get("Authorization") != "",
+		leaderVary: r.Header.Clone(),
+	}
+	addValidators(fl.out.Header, stale.Meta().Header)
+	h.startFill(fl)
+}
+
+// follow waits for a flight's outcome and answers the request from it.
+func (h *Handler) follow(w http.ResponseWriter, r *http.Request, f *flight, leader bool, site *Host, c *canonical, attempt int) {
+	var interim <-chan interimResponse
+	if leader {
+		interim = f.interim
+	}
+wait:
+	for {
+		select {
+		case <-f.ready:
+			break wait
+		case ir := <-interim:
+			writeInterim(w, ir.code, ir.header)
+		case <-r.Context().Done():
+			if leader {
+				f.leaderLeft()
+			}
+			f.release()
+			return
+		}
+	}
+	res := &f.res
+	cs := res.status
+	cs.collapsed = !leader
+	switch res.kind {
+	case outError:
+		f.release()
+		h.writeError(w, errorStatus(res.err), &cs)
+	case outPrivate:
+		if !leader {
+			// Released: fetch on its own at once, not queued behind
+			// another fetch.
+			f.release()
+			h.serveCacheable(w, r, site, c, maxAttempts, res.vary)
+			return
+		}
+		pr := f.takeHandoff()
+		f.release()
+		if pr == nil {
+			h.writeError(w, http.StatusBadGateway, &cs)
+			return
+		}
+		defer pr.cancel()
+		defer pr.resp.Body.Close()
+		pcs := pr.status
+		pcs.detail = "uncacheable"
+		h.relay(w, r, pr.resp, pr.upstream, &pcs)
+	case outObject:
+		defer f.release()
+		h.respond(w, r, &representation{meta: res.meta, header: res.meta.Header, age: true, body: objectBody{res.obj}}, &cs)
+	case outStream:
+		if !leader && len(res.vary) > 0 && variantID(res.vary, r.Header) != res.varyID {
+			// RFC 9111 §4.1: this response was selected by other
+			// request fields; look again as the variant we are.
+			f.release()
+			h.serveCacheable(w, r, site, c, attempt+1, res.vary)
+			return
+		}
+		defer f.release()
+		hdr := res.meta.Header
+		if leader && res.leaderHeader != nil {
+			hdr = res.leaderHeader
+		}
+		_, hadAge := hdr["Age"]
+		rep := &representation{
+			meta: res.meta, header: hdr, upstream: res.upstream,
+			age:  hadAge || h.now().Sub(res.meta.ResponseTime) >= time.Second,
+			body: flightBody{f: f, ctx: r.Context(), declared: res.meta.Size},
+		}
+		h.respond(w, r, rep, &cs)
+	}
+}
+
+// CanonicalURL returns the canonical form of an absolute http(s) URL: the
+// form storage.Meta.URL holds and purges match, with the query options of
+// the host entry the URL routes to. A URL for a host no entry serves is
+// still canonicalised, without query options.
+func (h *Handler) CanonicalURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("edge: %q is not an absolute http(s) URL", raw)
+	}
+	c, err := canonicalize(u.Scheme, u.Host, u.EscapedPath(), u.RawQuery, nil)
+	if err != nil {
+		return "", fmt.Errorf("edge: %q: %w", raw, err)
+	}
+	if site := h.router.route(c.host[:c.hostLen]); site != nil && c.query != "" && site.Key.rewrites() {
+		c.query = rewriteQuery(c.query, &site.Key)
+	}
+	return c.String(), nil
+}

@@ -1,0 +1,98 @@
+package edge
+
+import (
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strings"
+)
+
+// parseVary returns the request field names a response varies on
+// (RFC 9110 §12.5.5), canonicalised, deduplicated and sorted, and whether it
+// has "*" (which no later request can match, RFC 9111 §4.1).
+func parseVary(h http.Header) (names []string, star bool) {
+	for _, line := range h["Vary"] {
+		for f := range strings.SplitSeq(line, ",") {
+			f = textproto.TrimString(f)
+			switch {
+			case f == "":
+			case f == "*":
+				star = true
+			default:
+				names = append(names, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names), star
+}
+
+// caseInsensitiveFields are request fields whose values compare without
+// regard to case, so their variants are normalised to lower case.
+var caseInsensitiveFields = map[string]bool{
+	"Accept":          true,
+	"Accept-Encoding": true,
+	"Accept-Language": true,
+	"Accept-Charset":  true,
+}
+
+// variantID is the part of a cache key that selects a variant: the values
+// of the nominated request fields, normalised (RFC 9111 §4.1: a cache MAY
+// normalise whitespace and case where the field's semantics allow). Fields
+// absent from the request are distinct from empty ones.
+func variantID(names []string, reqHeader http.Header) string {
+	var b strings.Builder
+	for _, name := range names {
+		b.WriteByte(0)
+		b.WriteString(name)
+		lines, ok := reqHeader[name]
+		if !ok {
+			b.WriteString("\x01") // absent
+			continue
+		}
+		b.WriteByte('=')
+		b.WriteString(normalizeFieldValue(name, lines))
+	}
+	return b.String()
+}
+
+// normalizeFieldValue joins the lines of a list field and collapses the
+// whitespace around its elements; for case-insensitive fields it lowercases.
+func normalizeFieldValue(name string, lines []string) string {
+	var b strings.Builder
+	first := true
+	for _, line := range lines {
+		for elem := range strings.SplitSeq(line, ",") {
+			elem = textproto.TrimString(elem)
+			if elem == "" {
+				continue
+			}
+			if !first {
+				b.WriteByte(',')
+			}
+			first = false
+			b.WriteString(elem)
+		}
+	}
+	s := b.String()
+	if caseInsensitiveFields[name] {
+		s = strings.ToLower(s)
+	}
+	if name == "Accept-Encoding" {
+		s = normalizeAcceptEncoding(s)
+	}
+	return s
+}
+
+// normalizeAcceptEncoding sorts codings and drops whitespace inside
+// parameters, so "br, gzip" and "gzip,br" select the same variant.
+func normalizeAcceptEncoding(s string) string {
+	parts := strings.Split(strings.ReplaceAll(s, " ", ""), ",")
+	slices.Sort(parts)
+	return strings.Join(slices.Compact(parts), ",")
+}
+
+// variantKey is the storage key of one variant of a URL.
+func variantKey(urlKey, id string) string {
+	return urlKey + "\x00vary" + id
+}
