@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// at is a configuration value with the line it came from, so validation,
+// which knows the field's path, can name both.
+type at[T any] struct {
+	V    T
+	Line int // 0: set by a flag or a default
+}
+
+func (a *at[T]) UnmarshalYAML(n *yaml.Node) error {
+	a.Line = n.Line
+	return n.Decode(&a.V)
+}
+
+// fileConfig is the YAML configuration file (DESIGN "Configuration file").
+// Unknown fields are errors.
+type fileConfig struct {
+	Listen  at[string]    `yaml:"listen"`
+	Admin   adminConfig   `yaml:"admin"`
+	Name    at[string]    `yaml:"name"`
+	Storage storageConfig `yaml:"storage"`
+	Hosts   []hostConfig  `yaml:"hosts"`
+	Parents []at[string]  `yaml:"parents"`
+	// ParentHealth configures active checks of the parents (an extension).
+	ParentHealth healthConfig `yaml:"parent_health"`
+	Cache        cacheConfig  `yaml:"cache"`
+	Log          logConfig    `yaml:"log"`
+	Drain        at[string]   `yaml:"drain_timeout"`
+	PurgeBus     purgeBus     `yaml:"purge_bus"`
+}
+
+type adminConfig struct {
+	Listen    at[string] `yaml:"listen"`
+	TokenFile at[string] `yaml:"token_file"`
+	// PurgeMethod enables the PURGE method on the public listener
+	// (token-guarded).
+	PurgeMethod at[bool] `yaml:"purge_method"`
+}
+
+type storageConfig struct {
+	Memory at[string] `yaml:"memory"`
+	Disk   diskConfig `yaml:"disk"`
+	// MaxObject bounds one object in memory.
+	MaxObject at[string] `yaml:"max_object"`
+}
+
+type diskConfig struct {
+	Dir  at[string] `yaml:"dir"`
+	Size at[string] `yaml:"size"`
+}
+
+type hostConfig struct {
+	Line       int
+	Names      []at[string]   `yaml:"names"`
+	Origins    []originEntry  `yaml:"origins"`
+	Balance    at[string]     `yaml:"balance"`
+	Health     healthConfig   `yaml:"health"`
+	CacheKey   cacheKeyConfig `yaml:"cache_key"`
+	HostHeader at[string]     `yaml:"host_header"`
+	PathPrefix at[string]     `yaml:"path_prefix"`
+	Headers    headersConfig  `yaml:"request_headers"`
+	TLS        tlsConfig      `yaml:"tls"`
+	Timeouts   timeoutsConfig `yaml:"timeouts"`
+}
+
+// timeoutsConfig bounds the phases of an exchange with an origin (an
+// extension of the DESIGN file format).
+type timeoutsConfig struct {
+	Dial           at[string] `yaml:"dial"`
+	TLSHandshake   at[string] `yaml:"tls_handshake"`
+	ResponseHeader at[string] `yaml:"response_header"`
+	IdleRead       at[string] `yaml:"idle_read"`
+}
+
+func (h *hostConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain hostConfig
+	h.Line = n.Line
+	return n.Decode((*plain)(h))
+}
+
+// originEntry is an origin server: a URL, or {url, weight}.
+type originEntry struct {
+	URL    at[string]
+	Weight at[int]
+}
+
+func (o *originEntry) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return o.URL.UnmarshalYAML(n)
+	}
+	var v struct {
+		URL    at[string] `yaml:"url"`
+		Weight at[int]    `yaml:"weight"`
+	}
+	if err := strictDecode(n, &v); err != nil {
+		return err
+	}
+	o.URL, o.Weight = v.URL, v.Weight
+	if o.URL.Line == 0 {
+		o.URL.Line = n.Line
+	}
+	return nil
+}
+
+type healthConfig struct {
+	Path     at[string] `yaml:"path"`
+	Host     at[string] `yaml:"host"`
+	Interval at[string] `yaml:"interval"`
+	Timeout  at[string] `yaml:"timeout"`
+	Status   at[int]    `yaml:"status"`
+	Fall     at[int]    `yaml:"fall"`
+	Rise     at[int]    `yaml:"rise"`
+}
+
+type cacheKeyConfig struct {
+	IgnoreQuery []at[string] `yaml:"ignore_query"`
+	SortQuery   at[bool]     `yaml:"sort_query"`
+}
+
+type headersConfig struct {
+	Add    map[string]string `yaml:"add"`
+	Remove []string          `yaml:"remove"`
+}
+
+type tlsConfig struct {
+	CAFile             at[string] `yaml:"ca_file"`
+	ServerName         at[string] `yaml:"server_name"`
+	InsecureSkipVerify at[bool]   `yaml:"insecure_skip_verify"`
+}
+
+// cacheConfig holds node-wide caching policy (an extension of the
+// DESIGN file format, documented in the README).
+type cacheConfig struct {
+	StaleWhileRevalidate at[string] `yaml:"stale_while_revalidate"`
+	StaleIfError         at[string] `yaml:"stale_if_error"`
+	IgnoreClientNoCache  at[bool]   `yaml:"ignore_client_no_cache"`
+	PassSetCookie        at[bool]   `yaml:"pass_set_cookie"`
+	HeuristicMax         at[string] `yaml:"heuristic_max"`
+}
+
+type logConfig struct {
+	Format at[string] `yaml:"format"`
+	Access at[bool]   `yaml:"access"`
+}
+
+type purgeBus struct {
+	NATS   at[string] `yaml:"nats"`
+	Stream at[string] `yaml:"stream"`
+}
+
+// configError is a bad configuration value: it names the field and, for
+// the file, the line. cmd exits 2 on it.
+type configError struct {
+	Field string
+	Line  int
+	Msg   string
+}
+
+func (e *configError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("config: line %d: %s: %s", e.Line, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Field, e.Msg)
+}
+
+func badField(field string, line int, format string, args ...any) error {
+	return &configError{Field: field, Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// loadConfigFile reads and strictly decodes a YAML configuration file.
+func loadConfigFile(path string) (*fileConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &configError{Field: "--config", Msg: err.Error()}
+	}
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+		return nil, &configError{Field: path, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	return &fc, nil
+}
+
+// strictDecode decodes a node rejecting unknown fields, as the file's
+// top-level decoder does.
+func strictDecode(n *yaml.Node, v any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		// Lines in the re-encoded node are relative; report the node's.
+		return fmt.Errorf("line %d: %s", n.Line, stripLine(err.Error()))
+	}
+	return nil
+}
+
+func stripLine(s string) string {
+	s = strings.TrimPrefix(s, "yaml: ")
+	s = strings.TrimPrefix(s, "unmarshal errors:\n  ")
+	if i := strings.Index(s, ": "); i >= 0 && strings.HasPrefix(s, "line ") {
+		return s[i+2:]
+	}
+	return s
+}
+
+// Validation helpers used by settings; each names the field.
+
+func sizeField(field string, v at[string], def int64) (int64, error) {
+	if v.V == "" {
+		return def, nil
+	}
+	n, err := parseSize(v.V)
+	if err != nil {
+		return 0, badField(field, v.Line, "%v", err)
+	}
+	return n, nil
+}
+
+func durationField(field string, v at[string], def time.Duration) (time.Duration, error) {
+	if v.V == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v.V)
+	if err != nil || d < 0 {
+		return 0, badField(field, v.Line, "bad duration %q (want e.g. 30s, 5m)", v.V)
+	}
+	return d, nil
+}
+
+func addrField(field string, v at[string]) (string, error) {
+	if _, _, err := net.SplitHostPort(v.V); err != nil {
+		return "", badField(field, v.Line, "bad address %q (want host:port or :port)", v.V)
+	}
+	return v.V, nil
+}
+
+func urlField(field string, v at[string]) (string, error) {
+	u, err := url.Parse(v.V)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", badField(field, v.Line, "bad URL %q (want an absolute http:// or https:// URL)", v.V)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", badField(field, v.Line, "URL %q must not have a query, fragment or user info", v.V)
+	}
+	return v.V, nil
+}

@@ -1,0 +1,399 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-cdn/outpost/edge"
+	"github.com/outpost-cdn/outpost/origin"
+	"github.com/outpost-cdn/outpost/purge"
+	"github.com/outpost-cdn/outpost/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// node is one running Outpost: storage, origins, purges, the edge handler
+// and the public and admin listeners, wired from settings. Only cmd builds
+// one.
+type node struct {
+	s     *settings
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	token string
+
+	mem      *storage.Memory
+	disk     *storage.Disk // nil without --cache-dir
+	store    storage.Tier
+	bans     *purge.Index
+	edge     *edge.Handler
+	warmer   *warmer
+	pools    []namedPool
+	public   *http.Server
+	admin    *http.Server
+	publicLn net.Listener
+	adminLn  net.Listener
+
+	ready    atomic.Bool
+	draining atomic.Bool
+	closers  []func() error // run in reverse order at the end
+}
+
+// newNode builds a node and binds its listeners, so a bad address fails
+// before anything is served.
+func newNode(s *settings, log *slog.Logger) (n *node, err error) {
+	n = &node{s: s, log: log, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	if n.token, err = s.adminToken(); err != nil {
+		return nil, err
+	}
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := n.buildStorage(); err != nil {
+		return nil, err
+	}
+	n.registerStorageGauges()
+	hosts, err := n.buildHosts()
+	if err != nil {
+		return nil, err
+	}
+
+	// The purge index canonicalises URLs as the edge does; the edge asks
+	// the index about every object it looks up.
+	var eh *edge.Handler
+	dir := ""
+	if s.cacheDir != "" {
+		dir = s.cacheDir
+	}
+	n.bans, err = purge.New(purge.Config{
+		Canonicalize: func(raw string) (string, error) { return eh.CanonicalURL(raw) },
+		Tier:         n.store,
+		Dir:          dir,
+		Registerer:   n.reg,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("purge: %w", err)
+	}
+	n.closers = append(n.closers, n.bans.Close)
+
+	eh, err = edge.New(edge.Config{
+		Name:                 s.name,
+		Store:                n.store,
+		Hosts:                hosts,
+		Bans:                 n.bans,
+		Tags:                 purge.ParseTags,
+		Logger:               log,
+		Registerer:           n.reg,
+		StaleWhileRevalidate: s.cache.swr,
+		StaleIfError:         s.cache.sie,
+		HeuristicMax:         s.cache.heuristicMax,
+		IgnoreClientNoCache:  s.cache.ignoreClientNoCache,
+		PassSetCookie:        s.cache.passSetCookie,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.edge = eh
+	n.closers = append(n.closers, n.edge.Close)
+	n.warmer = newWarmer(n.edge, log)
+	n.closers = append(n.closers, n.warmer.Close)
+
+	var public http.Handler = n.edge
+	if s.purgeMethod {
+		public = n.purgeMethod(public)
+	} else {
+		public = refusePurge(public)
+	}
+	if s.accessLog {
+		public = accessLog(log, public)
+	}
+	n.public = &http.Server{
+		Handler:           public,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	admin, err := n.adminMux()
+	if err != nil {
+		return nil, err
+	}
+	n.admin = &http.Server{
+		Handler:           admin,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if n.publicLn, err = net.Listen("tcp", s.listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if n.adminLn, err = net.Listen("tcp", s.admin); err != nil {
+		n.publicLn.Close()
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	return n, nil
+}
+
+// buildStorage makes the memory tier and, with a cache directory, the disk
+// tier behind it.
+func (n *node) buildStorage() error {
+	mem, err := storage.NewMemory(storage.MemoryConfig{MaxBytes: n.s.memory, MaxObjectSize: n.s.maxObject})
+	if err != nil {
+		return badField("storage.memory", 0, "%v", err)
+	}
+	n.mem, n.store = mem, mem
+	n.closers = append(n.closers, mem.Close)
+	if n.s.cacheDir == "" {
+		return nil
+	}
+	disk, err := storage.NewDisk(storage.DiskConfig{Dir: n.s.cacheDir, MaxBytes: n.s.disk, Logger: n.log, Registerer: n.reg})
+	if err != nil {
+		return fmt.Errorf("disk tier: %w", err)
+	}
+	n.disk = disk
+	n.closers = append(n.closers, disk.Close)
+	tiered, err := storage.NewTiered(mem, disk, storage.TieredConfig{Logger: n.log, Registerer: n.reg})
+	if err != nil {
+		return fmt.Errorf("tiered storage: %w", err)
+	}
+	n.closers = append(n.closers, tiered.Close)
+	n.store = tiered
+	return nil
+}
+
+// buildHosts makes one origin pool per host entry, plus the catch-all
+// pool of --origin; with parents, each pool is reached through the shield
+// tier.
+func (n *node) buildHosts() ([]edge.Host, error) {
+	var hosts []edge.Host
+	for i, hs := range n.s.hosts {
+		cfg, err := n.poolConfig(i, &hs)
+		if err != nil {
+			return nil, err
+		}
+		rt, err := n.upstream(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("hosts[%d]: %w", i, err)
+		}
+		hosts = append(hosts, edge.Host{
+			Names:     hs.names,
+			Transport: rt,
+			Key:       edge.KeyConfig{SortQuery: hs.sortQuery, IgnoreQuery: hs.ignoreQuery},
+		})
+	}
+	if len(n.s.origins) > 0 {
+		rt, err := n.upstream(origin.Config{Name: "default", Origins: servers(n.s.origins, nil)})
+		if err != nil {
+			return nil, fmt.Errorf("--origin: %w", err)
+		}
+		hosts = append(hosts, edge.Host{Transport: rt})
+	}
+	return hosts, nil
+}
+
+// poolConfig maps a host entry of the configuration to an origin pool.
+func (n *node) poolConfig(i int, hs *hostSettings) (origin.Config, error) {
+	cfg := origin.Config{
+		Name:           fmt.Sprintf("hosts[%d]", i),
+		Origins:        servers(hs.origins, hs.weights),
+		Balance:        origin.Policy(hs.balance),
+		Health:         healthCheck(&hs.health),
+		HostHeader:     origin.HostHeader(hs.hostHeader),
+		PathPrefix:     hs.pathPrefix,
+		RequestHeaders: origin.HeaderRules{Add: hs.addHeaders, Remove: hs.delHeaders},
+		TLS:            origin.TLS{ServerName: hs.serverName, InsecureSkipVerify: hs.insecure},
+		Timeouts: origin.Timeouts{
+			Dial: hs.timeouts.dial, TLSHandshake: hs.timeouts.tlsHandshake,
+			ResponseHeader: hs.timeouts.responseHeader, IdleRead: hs.timeouts.idleRead,
+		},
+	}
+	if len(hs.names) > 0 {
+		cfg.Name = hs.names[0]
+	}
+	if hs.caFile != "" {
+		ca, err := os.ReadFile(hs.caFile)
+		if err != nil {
+			return cfg, badField(fmt.Sprintf("hosts[%d].tls.ca_file", i), 0, "%v", err)
+		}
+		cfg.TLS.CA = ca
+	}
+	return cfg, nil
+}
+
+// upstream builds the pool for cfg and, when the node has parents, the
+// shield in front of it.
+func (n *node) upstream(cfg origin.Config) (http.RoundTripper, error) {
+	cfg.Logger, cfg.Registerer = n.log, n.reg
+	pool, err := origin.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.closers = append(n.closers, pool.Close)
+	n.pools = append(n.pools, namedPool{cfg.Name, pool})
+	if len(n.s.parents) == 0 {
+		return pool, nil
+	}
+	shield, err := origin.NewShield(origin.ShieldConfig{
+		Name:       "shield:" + cfg.Name,
+		Parents:    servers(n.s.parents, nil),
+		Origin:     pool,
+		Health:     healthCheck(&n.s.parentHealth),
+		Logger:     n.log,
+		Registerer: n.reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("parents: %w", err)
+	}
+	n.closers = append(n.closers, shield.Close)
+	return shield, nil
+}
+
+// namedPool is a pool with the name it has in metrics, for the status page.
+type namedPool struct {
+	name string
+	pool *origin.Pool
+}
+
+func servers(urls []string, weights []int) []origin.Server {
+	out := make([]origin.Server, len(urls))
+	for i, u := range urls {
+		out[i].URL = u
+		if i < len(weights) {
+			out[i].Weight = weights[i]
+		}
+	}
+	return out
+}
+
+func healthCheck(h *healthSettings) origin.HealthCheck {
+	return origin.HealthCheck{
+		Path: h.path, Host: h.host, Interval: h.interval, Timeout: h.timeout,
+		Status: h.status, Fall: h.fall, Rise: h.rise,
+	}
+}
+
+// adminMux serves the admin API (DESIGN "Admin API"). With a token, every
+// endpoint but /healthz and /readyz requires it.
+func (n *node) adminMux() (http.Handler, error) {
+	purgeHandler, err := purge.NewHandler(purge.HandlerConfig{Purger: n.bans, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	guarded := http.NewServeMux()
+	guarded.Handle("/purge", purgeHandler)
+	guarded.Handle("/warm", n.warmer)
+	guarded.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	guarded.HandleFunc("GET /status", n.status)
+	var rest http.Handler = guarded
+	if n.token != "" {
+		rest = purge.RequireToken(n.token, guarded)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !n.isReady() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("/", rest)
+	return mux, nil
+}
+
+// isReady: listeners up, the disk index loaded, not draining.
+func (n *node) isReady() bool {
+	if !n.ready.Load() || n.draining.Load() {
+		return false
+	}
+	if n.disk != nil {
+		select {
+		case <-n.disk.Ready():
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// publicAddr and adminAddr are the bound addresses (useful with port 0).
+func (n *node) publicAddr() string { return n.publicLn.Addr().String() }
+func (n *node) adminAddr() string  { return n.adminLn.Addr().String() }
+
+// run serves until ctx is done, then stops gracefully: /readyz turns 503,
+// the public listener stops accepting, in-flight responses get the drain
+// timeout to finish, and everything is closed.
+func (n *node) run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- serveOn(n.public, n.publicLn) }()
+	go func() { errc <- serveOn(n.admin, n.adminLn) }()
+	n.ready.Store(true)
+	n.log.Info("serving", "listen", n.publicAddr(), "admin", n.adminAddr(), "name", n.s.name)
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		if n.disk != nil {
+			select { // the sweeper walks the disk once its index is loaded
+			case <-n.disk.Ready():
+			case <-sweepCtx.Done():
+				return
+			}
+		}
+		n.bans.Run(sweepCtx)
+	}()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("listener: %w", err)
+	}
+	n.draining.Store(true)
+	n.log.Info("stopping", "drain_timeout", n.s.drain)
+	dctx, cancel := context.WithTimeout(context.Background(), n.s.drain)
+	defer cancel()
+	if serr := n.public.Shutdown(dctx); serr != nil {
+		n.log.Warn("drain timed out; closing connections", "err", serr)
+		n.public.Close()
+	}
+	actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer acancel()
+	n.admin.Shutdown(actx)
+	stopSweep()
+	<-sweepDone
+	n.close()
+	n.log.Info("stopped")
+	return err
+}
+
+func serveOn(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// close releases everything the node built, newest first.
+func (n *node) close() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		if err := n.closers[i](); err != nil {
+			n.log.Warn("close", "err", err)
+		}
+	}
+	n.closers = nil
+}

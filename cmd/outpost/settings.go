@@ -1,0 +1,377 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// settings is the resolved configuration of a node: defaults, then the
+// file, then flags.
+type settings struct {
+	listen       string
+	admin        string
+	name         string
+	origins      []string // catch-all pool (--origin)
+	parents      []string
+	parentHealth healthSettings
+	memory       int64
+	maxObject    int64
+	cacheDir     string
+	disk         int64
+	logFormat    string
+	accessLog    bool
+	drain        time.Duration
+	tokenFile    string
+	purgeMethod  bool
+	hosts        []hostSettings
+	cache        cachePolicy
+}
+
+type hostSettings struct {
+	names       []string
+	origins     []string
+	weights     []int
+	balance     string
+	hostHeader  string
+	pathPrefix  string
+	ignoreQuery []string
+	sortQuery   bool
+	health      healthSettings
+	addHeaders  map[string]string
+	delHeaders  []string
+	caFile      string
+	serverName  string
+	insecure    bool
+	timeouts    timeoutSettings
+}
+
+type timeoutSettings struct {
+	dial, tlsHandshake, responseHeader, idleRead time.Duration
+}
+
+type healthSettings struct {
+	path, host        string
+	interval, timeout time.Duration
+	status            int
+	fall, rise        int
+}
+
+type cachePolicy struct {
+	swr, sie            time.Duration
+	heuristicMax        time.Duration
+	ignoreClientNoCache bool
+	passSetCookie       bool
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// serveFlags are the flags of `outpost serve` (DESIGN "Command line").
+type serveFlags struct {
+	fs        *flag.FlagSet
+	config    string
+	listen    string
+	admin     string
+	origins   listFlag
+	parents   listFlag
+	memory    string
+	cacheDir  string
+	disk      string
+	name      string
+	logFormat string
+	accessLog bool
+	drain     time.Duration
+}
+
+func newServeFlags(name string, stderr io.Writer) *serveFlags {
+	f := &serveFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	fs := f.fs
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "", "YAML configuration `file`")
+	fs.StringVar(&f.listen, "listen", ":8080", "public HTTP listener `address`")
+	fs.StringVar(&f.admin, "admin", "127.0.0.1:9091", "admin listener `address`")
+	fs.Var(&f.origins, "origin", "origin `URL` serving every host (repeatable: one pool)")
+	fs.Var(&f.parents, "parent", "shield tier `URL` (repeatable)")
+	fs.StringVar(&f.memory, "memory", "256MiB", "memory tier budget")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "disk tier `directory` (enables the disk tier)")
+	fs.StringVar(&f.disk, "disk", "10GiB", "disk tier budget")
+	fs.StringVar(&f.name, "name", "outpost", "node identity in Cache-Status and CDN-Loop")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&f.accessLog, "access-log", false, "log every request")
+	fs.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long a stop waits for in-flight responses")
+	return f
+}
+
+// resolve merges defaults, the configuration file and the flags the user
+// set (flags win), validating every value and naming the bad one.
+func (f *serveFlags) resolve() (*settings, error) {
+	set := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	fc := &fileConfig{}
+	if f.config != "" {
+		var err error
+		if fc, err = loadConfigFile(f.config); err != nil {
+			return nil, err
+		}
+	}
+	// pick returns the flag's value when the user set it, else the file's,
+	// else the flag's default.
+	pick := func(flagName, flagVal string, file at[string], field string) (at[string], string) {
+		if set[flagName] || file.V == "" {
+			return at[string]{V: flagVal}, "--" + flagName
+		}
+		return file, field
+	}
+	s := &settings{drain: f.drain, accessLog: f.accessLog || fc.Log.Access.V, tokenFile: fc.Admin.TokenFile.V, purgeMethod: fc.Admin.PurgeMethod.V}
+	var err error
+	v, field := pick("listen", f.listen, fc.Listen, "listen")
+	if s.listen, err = addrField(field, v); err != nil {
+		return nil, err
+	}
+	v, field = pick("admin", f.admin, fc.Admin.Listen, "admin.listen")
+	if s.admin, err = addrField(field, v); err != nil {
+		return nil, err
+	}
+	v, field = pick("name", f.name, fc.Name, "name")
+	if v.V == "" || strings.ContainsAny(v.V, ",; \t\"") {
+		return nil, badField(field, v.Line, "bad name %q (a token: no spaces, commas, semicolons or quotes)", v.V)
+	}
+	s.name = v.V
+	v, field = pick("memory", f.memory, fc.Storage.Memory, "storage.memory")
+	if s.memory, err = sizeField(field, v, 0); err != nil {
+		return nil, err
+	}
+	if s.memory < 1<<20 {
+		return nil, badField(field, v.Line, "memory tier of %d bytes is below the 1MiB minimum", s.memory)
+	}
+	if s.maxObject, err = sizeField("storage.max_object", fc.Storage.MaxObject, 0); err != nil {
+		return nil, err
+	}
+	v, _ = pick("cache-dir", f.cacheDir, fc.Storage.Disk.Dir, "storage.disk.dir")
+	s.cacheDir = v.V
+	v, field = pick("disk", f.disk, fc.Storage.Disk.Size, "storage.disk.size")
+	if s.disk, err = sizeField(field, v, 0); err != nil {
+		return nil, err
+	}
+	v, field = pick("log-format", f.logFormat, fc.Log.Format, "log.format")
+	if v.V != "text" && v.V != "json" {
+		return nil, badField(field, v.Line, "bad log format %q (want text or json)", v.V)
+	}
+	s.logFormat = v.V
+	if !set["drain-timeout"] && fc.Drain.V != "" {
+		if s.drain, err = durationField("drain_timeout", fc.Drain, 0); err != nil {
+			return nil, err
+		}
+	}
+	if s.cache, err = resolveCache(&fc.Cache); err != nil {
+		return nil, err
+	}
+	// Origins: --origin replaces the file's catch-all; parents likewise.
+	for _, o := range f.origins {
+		u, err := urlField("--origin", at[string]{V: o})
+		if err != nil {
+			return nil, err
+		}
+		s.origins = append(s.origins, u)
+	}
+	if set["parent"] {
+		for _, p := range f.parents {
+			u, err := urlField("--parent", at[string]{V: p})
+			if err != nil {
+				return nil, err
+			}
+			s.parents = append(s.parents, u)
+		}
+	} else {
+		for i, p := range fc.Parents {
+			u, err := urlField(fmt.Sprintf("parents[%d]", i), p)
+			if err != nil {
+				return nil, err
+			}
+			s.parents = append(s.parents, u)
+		}
+	}
+	if s.parentHealth, err = resolveHealth("parent_health", &fc.ParentHealth); err != nil {
+		return nil, err
+	}
+	for i := range fc.Hosts {
+		hs, err := resolveHost(i, &fc.Hosts[i])
+		if err != nil {
+			return nil, err
+		}
+		if len(hs.names) == 0 && len(s.origins) > 0 {
+			continue // --origin replaces the file's catch-all entry
+		}
+		s.hosts = append(s.hosts, hs)
+	}
+	if len(s.origins) == 0 && len(s.hosts) == 0 {
+		return nil, badField("--origin", 0, "no origin: give --origin URL or hosts in --config")
+	}
+	if !isLoopback(s.admin) && os.Getenv(tokenEnv) == "" && s.tokenFile == "" {
+		return nil, badField("admin.listen", fc.Admin.Listen.Line,
+			"admin listener %s is not on a loopback address and no admin token is set (OUTPOST_ADMIN_TOKEN or admin.token_file)", s.admin)
+	}
+	return s, nil
+}
+
+// resolveHealth validates a health check block named field.
+func resolveHealth(field string, hl *healthConfig) (healthSettings, error) {
+	var hs healthSettings
+	var err error
+	hs.path, hs.host = hl.Path.V, hl.Host.V
+	if hs.path != "" && !strings.HasPrefix(hs.path, "/") {
+		return hs, badField(field+".path", hl.Path.Line, "%q must start with /", hs.path)
+	}
+	if hs.interval, err = durationField(field+".interval", hl.Interval, 0); err != nil {
+		return hs, err
+	}
+	if hs.timeout, err = durationField(field+".timeout", hl.Timeout, 0); err != nil {
+		return hs, err
+	}
+	if hs.interval > 0 && hs.timeout > hs.interval {
+		return hs, badField(field+".timeout", hl.Timeout.Line, "%v exceeds the interval %v", hs.timeout, hs.interval)
+	}
+	for _, v := range []struct {
+		name string
+		v    at[int]
+	}{{"status", hl.Status}, {"fall", hl.Fall}, {"rise", hl.Rise}} {
+		if v.v.V < 0 || (v.name == "status" && v.v.V != 0 && (v.v.V < 100 || v.v.V > 599)) {
+			return hs, badField(field+"."+v.name, v.v.Line, "bad value %d", v.v.V)
+		}
+	}
+	hs.status, hs.fall, hs.rise = hl.Status.V, hl.Fall.V, hl.Rise.V
+	return hs, nil
+}
+
+func resolveCache(c *cacheConfig) (cachePolicy, error) {
+	var p cachePolicy
+	var err error
+	if p.swr, err = durationField("cache.stale_while_revalidate", c.StaleWhileRevalidate, 0); err != nil {
+		return p, err
+	}
+	if p.sie, err = durationField("cache.stale_if_error", c.StaleIfError, 0); err != nil {
+		return p, err
+	}
+	if p.heuristicMax, err = durationField("cache.heuristic_max", c.HeuristicMax, 0); err != nil {
+		return p, err
+	}
+	p.ignoreClientNoCache = c.IgnoreClientNoCache.V
+	p.passSetCookie = c.PassSetCookie.V
+	return p, nil
+}
+
+func resolveHost(i int, h *hostConfig) (hostSettings, error) {
+	field := func(name string) string { return fmt.Sprintf("hosts[%d].%s", i, name) }
+	var hs hostSettings
+	for j, n := range h.Names {
+		name := strings.ToLower(strings.TrimSpace(n.V))
+		if name == "" || strings.ContainsAny(name, "/: ") || strings.Contains(name[1:], "*") ||
+			(strings.HasPrefix(name, "*") && !strings.HasPrefix(name, "*.")) {
+			return hs, badField(fmt.Sprintf("hosts[%d].names[%d]", i, j), n.Line, "bad host name %q (want a name like static.example.com or *.example.com)", n.V)
+		}
+		hs.names = append(hs.names, name)
+	}
+	if len(h.Origins) == 0 {
+		return hs, badField(field("origins"), h.Line, "no origins for this host")
+	}
+	for j, o := range h.Origins {
+		u, err := urlField(fmt.Sprintf("hosts[%d].origins[%d]", i, j), o.URL)
+		if err != nil {
+			return hs, err
+		}
+		if o.Weight.V < 0 {
+			return hs, badField(fmt.Sprintf("hosts[%d].origins[%d].weight", i, j), o.Weight.Line, "weight %d is negative", o.Weight.V)
+		}
+		hs.origins = append(hs.origins, u)
+		hs.weights = append(hs.weights, o.Weight.V)
+	}
+	switch h.Balance.V {
+	case "", "round_robin", "least_requests", "rendezvous":
+		hs.balance = h.Balance.V
+	default:
+		return hs, badField(field("balance"), h.Balance.Line, "unknown policy %q (want round_robin, least_requests or rendezvous)", h.Balance.V)
+	}
+	switch h.HostHeader.V {
+	case "", "client", "origin":
+		hs.hostHeader = h.HostHeader.V
+	default:
+		return hs, badField(field("host_header"), h.HostHeader.Line, "want client or origin, not %q", h.HostHeader.V)
+	}
+	if p := h.PathPrefix.V; p != "" && !strings.HasPrefix(p, "/") {
+		return hs, badField(field("path_prefix"), h.PathPrefix.Line, "%q must start with /", p)
+	}
+	hs.pathPrefix = h.PathPrefix.V
+	for _, q := range h.CacheKey.IgnoreQuery {
+		if q.V == "" || strings.Contains(strings.TrimSuffix(q.V, "*"), "*") {
+			return hs, badField(field("cache_key.ignore_query"), q.Line, "bad parameter pattern %q (a name, optionally ending in *)", q.V)
+		}
+		hs.ignoreQuery = append(hs.ignoreQuery, q.V)
+	}
+	hs.sortQuery = h.CacheKey.SortQuery.V
+	var err error
+	if hs.health, err = resolveHealth(fmt.Sprintf("hosts[%d].health", i), &h.Health); err != nil {
+		return hs, err
+	}
+	t := &h.Timeouts
+	for _, d := range []struct {
+		name string
+		v    at[string]
+		dst  *time.Duration
+	}{
+		{"timeouts.dial", t.Dial, &hs.timeouts.dial},
+		{"timeouts.tls_handshake", t.TLSHandshake, &hs.timeouts.tlsHandshake},
+		{"timeouts.response_header", t.ResponseHeader, &hs.timeouts.responseHeader},
+		{"timeouts.idle_read", t.IdleRead, &hs.timeouts.idleRead},
+	} {
+		if *d.dst, err = durationField(field(d.name), d.v, 0); err != nil {
+			return hs, err
+		}
+	}
+	hs.addHeaders, hs.delHeaders = h.Headers.Add, h.Headers.Remove
+	hs.caFile, hs.serverName, hs.insecure = h.TLS.CAFile.V, h.TLS.ServerName.V, h.TLS.InsecureSkipVerify.V
+	return hs, nil
+}
+
+// isLoopback reports whether a listen address binds only loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// tokenEnv names the environment variable holding the admin token.
+const tokenEnv = "OUTPOST_ADMIN_TOKEN"
+
+// adminToken returns the admin token: OUTPOST_ADMIN_TOKEN, else the
+// contents of admin.token_file, else none.
+func (s *settings) adminToken() (string, error) {
+	if t := os.Getenv(tokenEnv); t != "" {
+		return t, nil
+	}
+	if s.tokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(s.tokenFile)
+	if err != nil {
+		return "", badField("admin.token_file", 0, "%v", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", badField("admin.token_file", 0, "%s is empty", s.tokenFile)
+	}
+	return t, nil
+}
