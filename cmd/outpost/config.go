@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -89,7 +90,7 @@ type timeoutsConfig struct {
 func (h *hostConfig) UnmarshalYAML(n *yaml.Node) error {
 	type plain hostConfig
 	h.Line = n.Line
-	return n.Decode((*plain)(h))
+	return strictDecode(n, (*plain)(h))
 }
 
 // originEntry is an origin server: a URL, or {url, weight}.
@@ -191,34 +192,31 @@ func loadConfigFile(path string) (*fileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
-		return nil, &configError{Field: path, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, &configError{Field: "config file " + path, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	return &fc, nil
 }
 
-// strictDecode decodes a node rejecting unknown fields, as the file's
-// top-level decoder does.
+// strictDecode decodes a mapping node into the struct v points to,
+// rejecting keys v has no field for, as the file's top-level decoder does
+// (yaml.v3 does not carry KnownFields into custom unmarshalers). Lines stay
+// those of the file.
 func strictDecode(n *yaml.Node, v any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
+	if n.Kind == yaml.MappingNode {
+		known := map[string]bool{}
+		t := reflect.TypeOf(v).Elem()
+		for i := range t.NumField() {
+			if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag != "" {
+				known[tag] = true
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; !known[k.Value] {
+				return fmt.Errorf("line %d: field %s not found", k.Line, k.Value)
+			}
+		}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		// Lines in the re-encoded node are relative; report the node's.
-		return fmt.Errorf("line %d: %s", n.Line, stripLine(err.Error()))
-	}
-	return nil
-}
-
-func stripLine(s string) string {
-	s = strings.TrimPrefix(s, "yaml: ")
-	s = strings.TrimPrefix(s, "unmarshal errors:\n  ")
-	if i := strings.Index(s, ": "); i >= 0 && strings.HasPrefix(s, "line ") {
-		return s[i+2:]
-	}
-	return s
+	return n.Decode(v)
 }
 
 // Validation helpers used by settings; each names the field.

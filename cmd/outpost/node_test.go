@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// testNode is an Outpost node running in-process on loopback ports.
+type testNode struct {
+	n      *node
+	url    string // public listener
+	admin  string // admin listener
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startNode(t *testing.T, args ...string) *testNode {
+	t.Helper()
+	f := newServeFlags("outpost serve", io.Discard)
+	require.NoError(t, f.fs.Parse(append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--drain-timeout", "5s"}, args...)))
+	s, err := f.resolve()
+	require.NoError(t, err)
+	n, err := newNode(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	tn := &testNode{n: n, url: "http://" + n.publicAddr(), admin: "http://" + n.adminAddr(), cancel: cancel, done: make(chan error, 1)}
+	go func() { tn.done <- n.run(ctx) }()
+	t.Cleanup(func() { tn.stop(t) })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err := http.Get(tn.admin + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "node never became ready")
+		time.Sleep(5 * time.Millisecond)
+	}
+	return tn
+}
+
+// stop stops the node (once) and returns what run returned.
+func (tn *testNode) stop(t *testing.T) error {
+	t.Helper()
+	tn.cancel()
+	select {
+	case err, ok := <-tn.done:
+		if ok {
+			close(tn.done)
+		}
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("node did not stop")
+		return nil
+	}
+}
+
+// countingOrigin serves a body per path and counts requests per path.
+type countingOrigin struct {
+	*httptest.Server
+	mu     sync.Mutex
+	counts map[string]int
+	total  atomic.Int64
+}
+
+func newCountingOrigin(t *testing.T, fn http.HandlerFunc) *countingOrigin {
+	t.Helper()
+	o := &countingOrigin{counts: map[string]int{}}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		o.counts[r.URL.Path]++
+		o.mu.Unlock()
+		o.total.Add(1)
+		fn(w, r)
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *countingOrigin) count(path string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.counts[path]
+}
+
+func fetch(t *testing.T, url string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(b)
+}
+
+func cacheStatus(t *testing.T, url string) string {
+	t.Helper()
+	resp, _ := fetch(t, url)
+	return resp.Header.Get("Cache-Status")
+}
+
+func TestServeCachesAndStopsGracefully(t *testing.T) {
+	release := make(chan struct{})
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.URL.Path == "/slow" {
+			w.Header().Set("Content-Length", "10")
+			io.WriteString(w, "01234")
+			w.(http.Flusher).Flush()
+			<-release
+			io.WriteString(w, "56789")
+			return
+		}
+		io.WriteString(w, "body of "+r.URL.Path)
+	})
+	tn := startNode(t, "--origin", o.URL, "--name", "edge-test")
+	assert.Equal(t, "edge-test; fwd=miss; fwd-status=200; stored", cacheStatus(t, tn.url+"/a"))
+	assert.Equal(t, "edge-test; hit; ttl=60", cacheStatus(t, tn.url+"/a"))
+	assert.Equal(t, 1, o.count("/a"))
+
+	// A response in flight when the stop begins is finished, not cut.
+	resp, err := http.Get(tn.url + "/slow")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	first := make([]byte, 5)
+	_, err = io.ReadFull(resp.Body, first)
+	require.NoError(t, err)
+	stopped := make(chan error, 1)
+	go func() { stopped <- tn.stop(t) }()
+	require.Eventually(t, func() bool {
+		r, err := http.Get(tn.admin + "/readyz")
+		if err != nil {
+			return true // the admin listener may already be closed
+		}
+		r.Body.Close()
+		return r.StatusCode == http.StatusServiceUnavailable
+	}, 5*time.Second, 5*time.Millisecond, "/readyz turns 503 while draining")
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "0123456789", string(first)+string(rest))
+	assert.NoError(t, <-stopped, "a graceful stop returns nil (exit 0)")
+}
+
+func TestAdminNeedsToken(t *testing.T) {
+	t.Setenv(tokenEnv, "s3cret")
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {})
+	tn := startNode(t, "--origin", o.URL)
+	for _, tt := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/healthz", "", 200},
+		{"/readyz", "", 200},
+		{"/metrics", "", 401},
+		{"/metrics", "Bearer wrong", 401},
+		{"/metrics", "Bearer s3cret", 200},
+		{"/status", "Bearer s3cret", 200},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, tn.admin+tt.path, nil)
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, tt.want, resp.StatusCode, "%s with %q", tt.path, tt.auth)
+	}
+	req, _ := http.NewRequest(http.MethodPost, tn.admin+"/purge", strings.NewReader(`{"all": true}`))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a purge without the token")
+}
+
+// purgeCLI runs `outpost purge` and returns its exit status and output.
+func purgeCLI(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := run(context.Background(), append([]string{"purge"}, args...), &out, &out)
+	return code, out.String()
+}
+
+// TestPurgeEndToEnd: each purge kind through the CLI against a node with
+// memory and disk tiers: purged objects miss, others still hit, and a
+// restart does not bring purged objects back from disk.
+func TestPurgeEndToEnd(t *testing.T) {
+	t.Setenv(tokenEnv, "tok")
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600, stale-while-revalidate=600")
+		if strings.HasPrefix(r.URL.Path, "/img/") {
+			w.Header().Set("Surrogate-Key", "images all")
+		}
+		io.WriteString(w, "body of "+r.URL.Path)
+	})
+	dir := t.TempDir()
+	tn := startNode(t, "--origin", o.URL, "--cache-dir", dir)
+	paths := []string{"/css/a.css", "/css/b.css", "/img/1.png", "/img/2.png", "/js/app.js"}
+	warm := func(tn *testNode) {
+		for _, p := range paths {
+			fetch(t, tn.url+p)
+		}
+	}
+	warm(tn)
+	hit := func(p string) bool { return strings.Contains(cacheStatus(t, tn.url+p), "; hit") }
+	for _, p := range paths {
+		require.True(t, hit(p), "%s cached", p)
+	}
+	host := strings.TrimPrefix(tn.url, "http://")
+
+	code, out := purgeCLI(t, "--admin", tn.admin, "--url", tn.url+"/css/a.css")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "1 bans")
+	assert.False(t, hit("/css/a.css"), "purged by URL")
+	assert.True(t, hit("/css/b.css"), "others still hit")
+
+	code, out = purgeCLI(t, "--admin", tn.admin, "--tag", "images")
+	require.Equal(t, 0, code, out)
+	assert.False(t, hit("/img/1.png"))
+	assert.False(t, hit("/img/2.png"))
+	assert.True(t, hit("/js/app.js"))
+
+	code, out = purgeCLI(t, "--admin", tn.admin, "--prefix", tn.url+"/css/")
+	require.Equal(t, 0, code, out)
+	assert.False(t, hit("/css/b.css"))
+	assert.True(t, hit("/js/app.js"))
+
+	// Soft: the stale copy is served once (stale-while-revalidate) while
+	// one refetch runs.
+	before := o.count("/js/app.js")
+	code, out = purgeCLI(t, "--admin", tn.admin, "--soft", "--url", tn.url+"/js/app.js")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, cacheStatus(t, tn.url+"/js/app.js"), "stale-while-revalidate")
+	require.Eventually(t, func() bool { return o.count("/js/app.js") == before+1 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return hit("/js/app.js") }, 5*time.Second, 5*time.Millisecond)
+	assert.Equal(t, before+1, o.count("/js/app.js"), "one refetch")
+
+	warm(tn)
+	code, out = purgeCLI(t, "--admin", tn.admin, "--host", strings.Split(host, ":")[0])
+	require.Equal(t, 0, code, out)
+	for _, p := range paths {
+		assert.False(t, hit(p), "host purge: %s", p)
+	}
+
+	// Failures exit non-zero with the server's message.
+	t.Setenv(tokenEnv, "wrong")
+	code, out = purgeCLI(t, "--admin", tn.admin, "--all")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "401")
+	t.Setenv(tokenEnv, "tok")
+	code, out = purgeCLI(t, "--admin", tn.admin, "--url", "not-a-url")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "400")
+	code, _ = purgeCLI(t, "--admin", tn.admin)
+	assert.Equal(t, 2, code, "nothing to purge is a usage error")
+
+	// A purge survives a restart: purged objects are not served from disk.
+	warm(tn)
+	code, out = purgeCLI(t, "--admin", tn.admin, "--all")
+	require.Equal(t, 0, code, out)
+	require.NoError(t, tn.stop(t))
+	tn = startNode(t, "--origin", o.URL, "--cache-dir", dir)
+	for _, p := range paths {
+		assert.False(t, hit(p), "resurrected after restart: %s", p)
+	}
+}
+
+func TestWarm(t *testing.T) {
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "warm "+r.URL.Path)
+	})
+	tn := startNode(t, "--origin", o.URL)
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"warm", "--admin", tn.admin, tn.url + "/w1", tn.url + "/w2"}, &out, &out)
+	require.Equal(t, 0, code, out.String())
+	assert.Contains(t, out.String(), "queued 2 of 2")
+	require.Eventually(t, func() bool { return o.count("/w1") == 1 && o.count("/w2") == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(cacheStatus(t, tn.url+"/w2"), "; hit") }, 5*time.Second, 5*time.Millisecond)
+	assert.Equal(t, 1, o.count("/w2"))
+	code = run(context.Background(), []string{"warm", "--admin", tn.admin, "ftp://x"}, &out, &out)
+	assert.Equal(t, 2, code)
+}
+
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- cmdDemo(ctx, []string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, pw, io.Discard)
+		pw.Close()
+	}()
+	buf := make([]byte, 64<<10)
+	n, err := io.ReadAtLeast(pr, buf, 200)
+	require.NoError(t, err)
+	head := string(buf[:n])
+	go io.Copy(io.Discard, pr)
+	edge := ""
+	for _, line := range strings.Split(head, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "edge" {
+			edge = strings.TrimSuffix(f[1], "/")
+		}
+	}
+	require.NotEmpty(t, edge, "the demo prints the edge URL:\n%s", head)
+	resp, body := fetch(t, edge+"/")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, body, "Outpost demo")
+	resp, body = fetch(t, edge+"/media/big.bin", "Range", "bytes=0-99")
+	assert.Equal(t, 206, resp.StatusCode)
+	assert.Len(t, body, 100)
+	resp, _ = fetch(t, edge+"/fonts/outpost-icons.ttf")
+	assert.Equal(t, "font/ttf", resp.Header.Get("Content-Type"))
+	cancel()
+	assert.Equal(t, 0, <-done)
+}
