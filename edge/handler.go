@@ -69,6 +69,19 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxVariants bounds the Vary variants kept per URL. Zero means 32.
 	MaxVariants int
+	// SliceSize is the length of the slices a large object is fetched and
+	// stored in (slice.go): every slice but the last has this length, and a
+	// cold Range request costs the origin about one. Zero means 1 MiB; less
+	// than 64 KiB is an error.
+	SliceSize int64
+	// SliceThreshold is the length above which an object is stored in
+	// slices rather than whole. A cold GET with a Range header learns the
+	// length from a one-slice Range request; a cold GET without Range is
+	// fetched whole and stored whole when the tier accepts it. Zero means
+	// 8 MiB; negative turns slicing off: no new object is sliced, while
+	// slice indexes already stored are still served and revalidated, and
+	// stored whole once a revalidation brings a new representation.
+	SliceThreshold int64
 	// SpoolDir is where bodies shared but not stored are spooled.
 	// Zero means os.TempDir().
 	SpoolDir string
@@ -102,6 +115,7 @@ type Handler struct {
 
 	flights flightTable
 	misses  *missMarks
+	noSlice *missMarks // URLs fetched whole without a slice probe for a while (slice.go)
 	indexMu sync.Mutex // serialises variant index updates
 
 	ctx    context.Context // canceled by Close: fills stop
@@ -135,6 +149,11 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.IdleTimeout, 60*time.Second)
 	setDefault(&cfg.MaxVariants, 32)
 	setDefault(&cfg.SpoolDir, os.TempDir())
+	setDefault(&cfg.SliceSize, defaultSliceSize)
+	setDefault(&cfg.SliceThreshold, defaultSliceThreshold)
+	if cfg.SliceSize < minSliceSize {
+		return nil, fmt.Errorf("edge: SliceSize %d is below %d (64 KiB)", cfg.SliceSize, minSliceSize)
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -151,7 +170,10 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, store: cfg.Store, router: rt, log: cfg.Logger, now: cfg.Now, misses: newMissMarks(100_000)}
+	h := &Handler{
+		cfg: cfg, store: cfg.Store, router: rt, log: cfg.Logger, now: cfg.Now,
+		misses: newMissMarks(100_000), noSlice: newMissMarks(100_000),
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -265,8 +287,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *H
 			if lk.soft {
 				cs.ttl = -age
 			}
-			h.respond(w, r, &representation{meta: m, header: m.Header, age: true, body: objectBody{lk.obj}}, &cs)
-			lk.obj.Close()
+			h.respondStored(w, r, site, c, lk.obj, &cs, attempt) // slicing hook: an index is served from its slices
 			return
 		case useSWR:
 			// RFC 5861 §3: serve the stale response now, refresh it in
@@ -276,8 +297,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *H
 				cs.ttl = -age
 			}
 			h.revalidateInBackground(r, site, c, lk.key, urlKey)
-			h.respond(w, r, &representation{meta: m, header: m.Header, age: true, body: objectBody{lk.obj}}, &cs)
-			lk.obj.Close()
+			h.respondStored(w, r, site, c, lk.obj, &cs, attempt) // slicing hook
 			return
 		}
 		fwd = fwdStale
@@ -316,7 +336,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *H
 		if lk.obj != nil {
 			addValidators(fl.out.Header, lk.obj.Meta().Header)
 		}
-		h.startFill(fl)
+		h.startFillOrSlices(fl, r, attempt, varyHint) // slicing hook: probes and index revalidations
 	} else if lk.obj != nil {
 		lk.obj.Close()
 	}
@@ -399,7 +419,7 @@ func (h *Handler) revalidateInBackground(r *http.Request, site *Host, c *canonic
 		leaderVary: r.Header.Clone(),
 	}
 	addValidators(fl.out.Header, stale.Meta().Header)
-	h.startFill(fl)
+	h.startFillOrSlices(fl, r, 0, nil) // slicing hook: a stale index is revalidated by slice
 }
 
 // follow waits for a flight's outcome and answers the request from it.
@@ -449,6 +469,9 @@ wait:
 		pcs := pr.status
 		pcs.detail = "uncacheable"
 		h.relay(w, r, pr.resp, pr.upstream, &pcs)
+	case outSliced: // slicing hook: the response is stored in slices (slice.go)
+		defer f.release()
+		h.serveSlices(w, r, site, c, res.obj.(*sliceIndex), res.upstream, &cs, attempt)
 	case outObject:
 		defer f.release()
 		h.respond(w, r, &representation{meta: res.meta, header: res.meta.Header, age: true, body: objectBody{res.obj}}, &cs)

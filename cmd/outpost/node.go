@@ -70,7 +70,8 @@ func newNode(s *settings, log *slog.Logger) (n *node, err error) {
 	}
 
 	// The purge index canonicalises URLs as the edge does; the edge asks
-	// the index about every object it looks up.
+	// the index about every object it looks up. Canonicalize is only called
+	// for purges, which arrive once the listeners are up, after eh is set.
 	var eh *edge.Handler
 	dir := ""
 	if s.cacheDir != "" {
@@ -84,7 +85,7 @@ func newNode(s *settings, log *slog.Logger) (n *node, err error) {
 		Logger:       log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("purge: %w", err)
+		return nil, err // already "purge: ..."
 	}
 	n.closers = append(n.closers, n.bans.Close)
 
@@ -160,13 +161,13 @@ func (n *node) buildStorage() error {
 	}
 	disk, err := storage.NewDisk(storage.DiskConfig{Dir: n.s.cacheDir, MaxBytes: n.s.disk, Logger: n.log, Registerer: n.reg})
 	if err != nil {
-		return fmt.Errorf("disk tier: %w", err)
+		return err // already "disk tier: ..."
 	}
 	n.disk = disk
 	n.closers = append(n.closers, disk.Close)
 	tiered, err := storage.NewTiered(mem, disk, storage.TieredConfig{Logger: n.log, Registerer: n.reg})
 	if err != nil {
-		return fmt.Errorf("tiered storage: %w", err)
+		return err
 	}
 	n.closers = append(n.closers, tiered.Close)
 	n.store = tiered
