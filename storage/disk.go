@@ -72,7 +72,9 @@ type DiskConfig struct {
 // While the index loads, Get, Update and Delete work on the files directly
 // (a key's file name is known without the index) and Put commits as usual;
 // only the byte budget is enforced late, once the index holds every file.
-// Walk waits for the index.
+// Walk waits for the index. Once loaded, the index is the list of objects
+// (see diskIndex): a file leaves it only once unlinked, and Get and Update
+// treat a file outside it as missing, and delete it.
 //
 // I/O errors are returned wrapped with the operation and key, and counted in
 // outpost_disk_errors_total; the tier never panics on them. Disk never
@@ -106,6 +108,7 @@ type Disk struct {
 	closed bool
 
 	ready  chan struct{} // closed once the index is loaded
+	loaded atomic.Bool   // set just before ready is closed: the index lists every file
 	swept  chan struct{} // closed once the loaded files' headers are swept
 	bgDone chan struct{} // closed when the background goroutine returns
 	stopBg context.CancelFunc
@@ -279,9 +282,10 @@ func (d *Disk) enter() (func(), error) {
 }
 
 // Put starts writing an object under m.Key into a temporary file. It fails
-// with ErrTooLarge when m.Size exceeds MaxObjectSize (a body of unknown size
-// fails at the Write that crosses it) or the metadata exceeds 1 MiB, and
-// with an I/O error when the file cannot be created.
+// with ErrTooLarge when m.Size exceeds MaxObjectSize, or the file would not
+// fit MaxBytes (a body of unknown size fails at the Write that crosses
+// either), or the metadata exceeds 1 MiB, and with an I/O error when the
+// file cannot be created.
 func (d *Disk) Put(_ context.Context, m Meta) (Writer, error) {
 	leave, err := d.enter()
 	if err != nil {
@@ -298,6 +302,10 @@ func (d *Disk) Put(_ context.Context, m Meta) (Writer, error) {
 		return nil, fmt.Errorf("disk tier: put %s: metadata of %d bytes: %w", m.Key, w.metaLen, ErrTooLarge)
 	}
 	w.area = headerArea(w.metaLen)
+	if m.Size >= 0 && !d.fits(w.area, m.Size) {
+		// It would be evicted as soon as committed.
+		return nil, fmt.Errorf("disk tier: put %s (%d bytes): file over the %d-byte budget: %w", m.Key, m.Size, d.maxBytes, ErrTooLarge)
+	}
 	w.head = padTo(head, w.area)
 	if w.f, w.tmp, err = d.createTemp(); err != nil {
 		d.met.errors.WithLabelValues(opCreate).Inc()
@@ -347,27 +355,61 @@ func (d *Disk) install(id fileID, tmp string, ino uint64, size int64) error {
 }
 
 // unlinkEvicted deletes the files of ids the index evicted, unless a commit
-// has put a new file under the same id since.
+// has put a new file under the same id since. A file that cannot be
+// deleted stays listed by Walk (see diskIndex) and is tried again later.
 func (d *Disk) unlinkEvicted(ids []fileID) {
 	for _, id := range ids {
 		st := &d.stripes[id[0]]
 		st.Lock()
-		var err error
-		if !d.ix.has(id) {
-			err = os.Remove(d.path(id))
-		}
+		err := d.unlinkUnindexed(id)
 		st.Unlock()
 		d.met.evictions.Inc()
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			d.met.errors.WithLabelValues(opDelete).Inc()
+		if err != nil {
+			d.log.Warn("evict", "file", id.String(), "err", err)
+		}
+	}
+}
+
+// unlinkUnindexed deletes the file of id unless the index records it (a
+// commit put a new file there since the caller decided to delete), and
+// forgets id once the file is gone. A file that cannot be deleted is
+// recorded as stuck, so Walk lists it and the deletion is tried again. The
+// caller holds the id's stripe.
+func (d *Disk) unlinkUnindexed(id fileID) error {
+	if d.ix.has(id) {
+		return nil
+	}
+	err := d.inject(opDelete)
+	if err == nil {
+		err = os.Remove(d.path(id))
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.ix.stick(id)
+		d.met.errors.WithLabelValues(opDelete).Inc()
+		return err
+	}
+	d.ix.unstick(id)
+	return nil
+}
+
+// retryStuck tries again to delete the files whose deletion failed after
+// they were evicted or found outside the index.
+func (d *Disk) retryStuck() {
+	for _, id := range d.ix.stuckIDs() {
+		st := &d.stripes[id[0]]
+		st.Lock()
+		err := d.unlinkUnindexed(id)
+		st.Unlock()
+		if err != nil {
 			d.log.Warn("evict", "file", id.String(), "err", err)
 		}
 	}
 }
 
 // Delete removes the object under key, if any. A missing key is not an
-// error; a file that cannot be removed is, and is no longer in the index
-// either way.
+// error. The file is deleted before its index entry, so a file that cannot
+// be deleted is an error and stays in the index: Walk still lists it, and
+// a later Delete tries again.
 func (d *Disk) Delete(_ context.Context, key string) error {
 	leave, err := d.enter()
 	if err != nil {
@@ -377,16 +419,26 @@ func (d *Disk) Delete(_ context.Context, key string) error {
 	id := keyID(key)
 	st := &d.stripes[id[0]]
 	st.Lock()
-	d.ix.remove(id)
 	if err = d.inject(opDelete); err == nil {
 		err = os.Remove(d.path(id))
 	}
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		d.ix.remove(id)
+		err = nil
+	}
 	st.Unlock()
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
 		d.met.errors.WithLabelValues(opDelete).Inc()
 		return fmt.Errorf("disk tier: delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// fits reports whether the file of a body of size bytes, its header area
+// area bytes, fits the byte budget.
+func (d *Disk) fits(area, size int64) bool {
+	h := fileHeader{area: area, size: size}
+	return roundUp(h.fileSize(), d.blockSize) <= d.maxBytes
 }
 
 // path returns the file name of id: fanned out over 4096 directories by its

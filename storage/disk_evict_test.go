@@ -4,6 +4,9 @@ import (
 	"context"
 	"io/fs"
 	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/outpost-cdn/outpost/storage"
@@ -115,4 +118,59 @@ func TestDiskRestartOverBudgetEvictsOldest(t *testing.T) {
 	}
 	files, _ := onDisk(t, d, 4096)
 	assert.Equal(t, 50, files, "files left on disk")
+}
+
+// TestDiskEvictionUnlinkFailureKeepsFileWalkable fails the unlinks of the
+// files evicted to make room. The index used to forget them anyway, so a
+// purge walking the tier never saw them and a restart served them again.
+// Such files are not served, still walked, and gone once purged.
+func TestDiskEvictionUnlinkFailureKeepsFileWalkable(t *testing.T) {
+	ctx := context.Background()
+	d := newDisk(t, storage.DiskConfig{MaxBytes: 64 << 10, BlockSize: 4096}) // 8 files of 8 KiB
+	var calls atomic.Int64
+	storage.SetDiskFault(d, failNth("delete", 1, syscall.EIO, &calls))
+	var all []string
+	for i := range 16 {
+		store(t, d, meta(keyN(i), 4000), randomBody(uint64(i), 4000))
+		all = append(all, keyN(i))
+	}
+	slices.Sort(all)
+	require.Positive(t, calls.Load(), "evictions that tried to unlink")
+	assert.Equal(t, 8, d.Stats().Objects, "objects indexed")
+	assert.Equal(t, all, walkKeys(t, d), "objects walked, evicted ones included")
+	served := 0
+	for i := range 16 {
+		if o, err := d.Get(ctx, keyN(i)); err == nil {
+			o.Close()
+			served++
+		}
+	}
+	assert.Equal(t, 8, served, "objects served")
+
+	storage.SetDiskFault(d, nil)
+	for _, k := range walkKeys(t, d) { // a purge of everything
+		require.NoError(t, d.Delete(ctx, k))
+	}
+	files, _ := onDisk(t, d, 4096)
+	assert.Zero(t, files, "files left after purging every walked object")
+}
+
+// TestDiskRefusesObjectLargerThanBudget stores an object whose file, header
+// and chunk table included, is larger than the whole budget. Commit used to
+// succeed and the object to evict itself at once.
+func TestDiskRefusesObjectLargerThanBudget(t *testing.T) {
+	ctx := context.Background()
+	d := newDisk(t, storage.DiskConfig{MaxBytes: 1 << 20, MaxObjectSize: 1 << 20, BlockSize: 4096})
+	_, err := d.Put(ctx, meta("declared", 1<<20))
+	assert.ErrorIs(t, err, storage.ErrTooLarge, "Put of a body the size of the budget")
+
+	w, err := d.Put(ctx, meta("chunked", -1))
+	require.NoError(t, err)
+	defer w.Close()
+	_, err = w.Write(make([]byte, 1<<20))
+	assert.ErrorIs(t, err, storage.ErrTooLarge, "Write of a body of unknown size past the budget")
+
+	fits := randomBody(1, 1<<20-8<<10)
+	store(t, d, meta("fits", int64(len(fits))), fits)
+	assert.Equal(t, fits, mustGetBody(t, d, "fits"), "a body whose file fits the budget")
 }

@@ -93,3 +93,17 @@ func SetSnapshotSize(dir, key string, size int64) error {
 	binary.LittleEndian.PutUint64(b[len(b)-8:], xxhash.Sum64(b[:len(b)-8]))
 	return os.WriteFile(path, b, 0o600)
 }
+
+// DiskIndexed reports whether d's index records key's file as an object
+// (stuck files, evicted but not yet unlinked, are not).
+func DiskIndexed(d *Disk, key string) bool { return d.ix.has(keyID(key)) }
+
+// DiskFreq returns the hit count d's eviction policy holds for key, or -1
+// when it holds no entry for it.
+func DiskFreq(d *Disk, key string) int {
+	_, freq, ok := d.ix.lookup(keyID(key), false)
+	if !ok {
+		return -1
+	}
+	return freq
+}

@@ -3,8 +3,10 @@ package storage_test
 import (
 	"context"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -127,4 +129,99 @@ func assertNoTempFiles(t *testing.T, d *storage.Disk) {
 	entries, err := os.ReadDir(filepath.Join(storage.DiskDir(d), "tmp"))
 	require.NoError(t, err)
 	assert.Empty(t, entries, "temporary files left")
+}
+
+// TestDiskWalkReportsUnreadableFiles fails the read of one file in a walk.
+// Walk used to skip such a file and report a complete walk, so a purge
+// sweeper retired bans while an object they matched stayed servable.
+func TestDiskWalkReportsUnreadableFiles(t *testing.T) {
+	d := newDisk(t, storage.DiskConfig{})
+	for _, k := range []string{"a", "b", "c"} {
+		store(t, d, meta(k, 3), []byte("abc"))
+	}
+	var reads atomic.Int64
+	storage.SetDiskFault(d, func(op string) error {
+		if op == "read" && reads.Add(1) == 2 {
+			return syscall.EMFILE
+		}
+		return nil
+	})
+	var seen []string
+	err := d.Walk(context.Background(), func(m *storage.Meta) error {
+		seen = append(seen, m.Key)
+		return nil
+	})
+	assert.ErrorIs(t, err, syscall.EMFILE, "Walk with a file it could not read")
+	assert.Len(t, seen, 2, "objects walked past the unreadable one")
+}
+
+// TestDiskWalkSkipsDeletedAndCorruptFiles checks the two cases Walk may
+// skip without an error, as neither object can be served: a file deleted
+// behind the index, and a corrupt file (which it drops).
+func TestDiskWalkSkipsDeletedAndCorruptFiles(t *testing.T) {
+	d := newDisk(t, storage.DiskConfig{})
+	for _, k := range []string{"deleted", "corrupt", "fine"} {
+		store(t, d, meta(k, 3), []byte("abc"))
+	}
+	require.NoError(t, os.Remove(storage.DiskPath(d, "deleted")))
+	require.NoError(t, os.Truncate(storage.DiskPath(d, "corrupt"), 100))
+	var seen []string
+	require.NoError(t, d.Walk(context.Background(), func(m *storage.Meta) error {
+		seen = append(seen, m.Key)
+		return nil
+	}))
+	assert.Equal(t, []string{"fine"}, seen)
+	_, err := os.Stat(storage.DiskPath(d, "corrupt"))
+	assert.ErrorIs(t, err, fs.ErrNotExist, "corrupt file after the walk")
+}
+
+// TestDiskDeleteFailureKeepsObjectIndexed fails the unlink of a Delete.
+// Delete used to drop the index entry first, leaving a file that Walk no
+// longer listed (so purges could not reach it) but Get still served.
+func TestDiskDeleteFailureKeepsObjectIndexed(t *testing.T) {
+	ctx := context.Background()
+	d := newDisk(t, storage.DiskConfig{})
+	store(t, d, meta("k", 3), []byte("abc"))
+	var calls atomic.Int64
+	storage.SetDiskFault(d, failNth("delete", 1, syscall.EIO, &calls))
+	assert.ErrorIs(t, d.Delete(ctx, "k"), syscall.EIO)
+	assert.True(t, storage.DiskIndexed(d, "k"), "index entry of a file Delete could not remove")
+	assert.Equal(t, []string{"k"}, walkKeys(t, d), "objects walked after the failed Delete")
+
+	storage.SetDiskFault(d, nil)
+	require.NoError(t, d.Delete(ctx, "k"))
+	assert.Empty(t, walkKeys(t, d), "objects walked after Delete")
+	wantMiss(t, d, "k")
+}
+
+// TestDiskDoesNotServeFileMissingFromIndex puts back the file of a deleted
+// object, as a Delete that failed to unlink it used to leave it. Get used
+// to serve such a file though Walk could not list it; once the index is
+// loaded it is a miss, and the file is removed.
+func TestDiskDoesNotServeFileMissingFromIndex(t *testing.T) {
+	ctx := context.Background()
+	d := newDisk(t, storage.DiskConfig{})
+	store(t, d, meta("k", 3), []byte("abc"))
+	path := storage.DiskPath(d, "k")
+	file, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, d.Delete(ctx, "k"))
+	require.NoError(t, os.WriteFile(path, file, 0o600))
+
+	wantMiss(t, d, "k")
+	_, err = os.Stat(path)
+	assert.ErrorIs(t, err, fs.ErrNotExist, "the file outside the index after a Get")
+	assert.ErrorIs(t, d.Update(ctx, meta("k", 3)), storage.ErrNotFound, "Update of a file outside the index")
+}
+
+// walkKeys returns the keys Walk reports, sorted.
+func walkKeys(t *testing.T, w storage.Walker) []string {
+	t.Helper()
+	var keys []string
+	require.NoError(t, w.Walk(context.Background(), func(m *storage.Meta) error {
+		keys = append(keys, m.Key)
+		return nil
+	}))
+	slices.Sort(keys)
+	return keys
 }

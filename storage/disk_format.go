@@ -78,7 +78,15 @@ var (
 type fileID [16]byte
 
 func keyID(key string) fileID {
-	sum := sha256.Sum256([]byte(key))
+	// A key up to the buffer's length is hashed from the stack: converting
+	// it to a []byte would allocate on every Get.
+	var buf [512]byte
+	var sum [sha256.Size]byte
+	if len(key) <= len(buf) {
+		sum = sha256.Sum256(append(buf[:0], key...))
+	} else {
+		sum = sha256.Sum256([]byte(key))
+	}
 	return fileID(sum[:16])
 }
 

@@ -24,13 +24,20 @@ type diskEntry struct {
 // diskIndex is the disk tier's in-memory index: which files exist, their
 // charges, and the S3-FIFO policy that picks what to evict. It is safe for
 // concurrent use. It changes no files: callers unlink what it evicts.
+//
+// Once loaded, the index is the list of objects: Get serves no file it does
+// not record, and Walk lists what it records. A file therefore leaves the
+// index only once it is gone: Delete unlinks first, and a file the policy
+// evicted but that could not be unlinked is kept as stuck, which Get does
+// not serve but ids still lists, so a purge walking the tier reaches it.
 type diskIndex struct {
 	mu     sync.Mutex
 	policy *s3fifo.Policy[fileID, diskEntry]
+	stuck  map[fileID]struct{} // evicted, unlink failed; not charged
 }
 
 func newDiskIndex(capacity int64) *diskIndex {
-	return &diskIndex{policy: s3fifo.New[fileID, diskEntry](capacity)}
+	return &diskIndex{policy: s3fifo.New[fileID, diskEntry](capacity), stuck: make(map[fileID]struct{})}
 }
 
 // lookup returns the entry for id; hit counts a hit for the eviction policy.
@@ -46,11 +53,12 @@ func (ix *diskIndex) lookup(id fileID, hit bool) (e diskEntry, freq int, ok bool
 	return e, ix.policy.Freq(id), ok
 }
 
-// add records a file just committed and returns the ids evicted to fit it,
-// appended to evicted.
+// add records a file just committed (renamed over any stuck file of id)
+// and returns the ids evicted to fit it, appended to evicted.
 func (ix *diskIndex) add(id fileID, e diskEntry, charge int64, evicted []fileID) []fileID {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	delete(ix.stuck, id)
 	return ix.policy.Add(id, e, charge, evicted)
 }
 
@@ -89,11 +97,38 @@ func (ix *diskIndex) reserve(n int) {
 	ix.policy.Reserve(n)
 }
 
-// remove forgets id.
+// remove forgets id, whose file is gone.
 func (ix *diskIndex) remove(id fileID) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.policy.Remove(id)
+	delete(ix.stuck, id)
+}
+
+// stick records that the file of id, no longer in the policy, could not be
+// unlinked.
+func (ix *diskIndex) stick(id fileID) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.stuck[id] = struct{}{}
+}
+
+// unstick forgets a stuck id whose file is gone.
+func (ix *diskIndex) unstick(id fileID) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	delete(ix.stuck, id)
+}
+
+// stuckIDs returns the ids recorded by stick and not yet removed.
+func (ix *diskIndex) stuckIDs() []fileID {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ids := make([]fileID, 0, len(ix.stuck))
+	for id := range ix.stuck {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // removeIno forgets id if its entry is for the file with inode ino.
@@ -105,7 +140,7 @@ func (ix *diskIndex) removeIno(id fileID, ino uint64) {
 	}
 }
 
-// has reports whether id is recorded.
+// has reports whether id is recorded in the policy (stuck ids are not).
 func (ix *diskIndex) has(id fileID) bool {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -123,11 +158,15 @@ func (ix *diskIndex) markVerified(id fileID, ino uint64) {
 	}
 }
 
-// ids returns every recorded id.
+// ids returns every recorded id, stuck ones included.
 func (ix *diskIndex) ids() []fileID {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	return ix.policy.Keys(make([]fileID, 0, ix.policy.Len()))
+	ids := ix.policy.Keys(make([]fileID, 0, ix.policy.Len()+len(ix.stuck)))
+	for id := range ix.stuck {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // stats returns the number of entries and the bytes charged.

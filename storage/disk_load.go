@@ -85,6 +85,7 @@ func (d *Disk) background(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			d.retryStuck()
 			d.periodicSnapshot()
 		}
 	}
@@ -128,6 +129,7 @@ func (d *Disk) load(ctx context.Context) []fileID {
 	objects, bytes := d.ix.stats()
 	d.log.Info("disk index loaded", "objects", objects, "bytes", bytes, "took", elapsed,
 		"snapshot", snap != nil, "clean", clean)
+	d.loaded.Store(true)
 	close(d.ready)
 	var unswept []fileID
 	for _, f := range found {
@@ -309,19 +311,22 @@ func (d *Disk) sweep(ctx context.Context, ids []fileID) {
 		st.RLock()
 		f, h, m, ino, err := d.openFile(id, os.O_RDONLY)
 		var evicted []fileID
-		if err == nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// Under the stripe, so no commit of a new file comes between.
+			d.ix.remove(id)
+		case err != nil: // counted or dropped below
+		case keyID(m.Key) != id:
 			f.Close()
-			if keyID(m.Key) != id {
-				err = fmt.Errorf("%w: misplaced file of key %q", errCorrupt, m.Key)
-			} else {
-				evicted = d.ix.resize(id, ino, h.fileSize(), d.blockSize)
-			}
+			err = fmt.Errorf("%w: misplaced file of key %q", errCorrupt, m.Key)
+		default:
+			f.Close()
+			evicted = d.ix.resize(id, ino, h.fileSize(), d.blockSize)
 		}
 		st.RUnlock()
 		d.unlinkEvicted(evicted)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			d.ix.remove(id)
 		case isCorrupt(err):
 			d.drop(id, ino, err)
 		case err != nil:
@@ -338,18 +343,21 @@ func (d *Disk) readMeta(id fileID) (Meta, error) {
 	st := &d.stripes[id[0]]
 	st.RLock()
 	f, _, m, ino, err := d.openFile(id, os.O_RDONLY)
-	st.RUnlock()
-	if err == nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Under the stripe, so no commit of a new file comes between.
+		d.ix.remove(id)
+	case err == nil:
 		f.Close()
 		if keyID(m.Key) != id {
 			err = fmt.Errorf("%w: misplaced file of key %q", errCorrupt, m.Key)
 		}
 	}
+	st.RUnlock()
 	switch {
 	case err == nil:
 		return m, nil
 	case errors.Is(err, fs.ErrNotExist):
-		d.ix.remove(id)
 		return m, ErrNotFound
 	case isCorrupt(err):
 		d.drop(id, ino, err)
@@ -361,8 +369,15 @@ func (d *Disk) readMeta(id fileID) (Meta, error) {
 
 // Walk calls fn with the metadata of every object, read from the file
 // headers, once the index is loaded (it waits for Ready). Objects committed
-// or deleted while Walk runs may or may not be seen; files that cannot be
-// read are skipped and counted. fn may call the tier's other methods.
+// or deleted while Walk runs may or may not be seen. fn may call the tier's
+// other methods.
+//
+// Walk skips only files deleted meanwhile and corrupt files (which it
+// drops): those objects cannot be served. A file it cannot read (an I/O
+// error, too many open files) holds an object that may still be served, so
+// Walk reads on through the others, then returns an error naming how many
+// it missed and the first error: a caller such as a purge sweeper must not
+// take the walk as complete.
 func (d *Disk) Walk(ctx context.Context, fn func(*Meta) error) error {
 	select {
 	case <-d.ready:
@@ -375,6 +390,8 @@ func (d *Disk) Walk(ctx context.Context, fn func(*Meta) error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	missed := 0
+	var first error
 	for _, id := range d.ix.ids() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -385,15 +402,21 @@ func (d *Disk) Walk(ctx context.Context, fn func(*Meta) error) error {
 		}
 		m, err := d.readMeta(id)
 		leave()
-		if err != nil {
-			if !errors.Is(err, ErrNotFound) {
-				d.log.Warn("walk", "err", err)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue
+		case err != nil:
+			if missed++; first == nil {
+				first = err
 			}
 			continue
 		}
 		if err := fn(&m); err != nil {
 			return err
 		}
+	}
+	if missed > 0 {
+		return fmt.Errorf("disk tier: walk incomplete: %d objects could not be read: %w", missed, first)
 	}
 	return nil
 }

@@ -23,8 +23,8 @@ type diskObject struct {
 	v    *verifier // nil when the index says the body verified
 	freq int       // the index's hit count after the Get that opened this
 
-	mu     sync.Mutex       // serializes WriteRange, which moves the file offset
-	lr     io.LimitedReader // WriteRange's reader, reused to save an allocation
+	mu     sync.Mutex       // held by the WriteRange that uses the file offset
+	lr     io.LimitedReader // that WriteRange's reader, reused to save an allocation
 	closed atomic.Bool
 }
 
@@ -63,7 +63,12 @@ func (o *diskObject) ReadAt(p []byte, off int64) (int, error) {
 // bytes itself unless the response header was flushed, so a range that short
 // never reaches sendfile). A writer without ReadFrom gets the bytes through a
 // pooled 32 KiB buffer.
-// Concurrent WriteRange calls on one object are serialized.
+//
+// Handing over the file means positioning its offset, which one WriteRange
+// at a time can do. The edge shares one object among the requests that
+// followed a fill or a revalidation, and one slow client must not hold up
+// the others: a WriteRange that finds another in progress copies with
+// pread(2) through a pooled buffer instead.
 func (o *diskObject) WriteRange(w io.Writer, off, n int64) (int64, error) {
 	if off < 0 || n < 0 {
 		return 0, fmt.Errorf("disk tier: read %s: bad range %d+%d", o.meta.Key, off, n)
@@ -74,15 +79,30 @@ func (o *diskObject) WriteRange(w io.Writer, off, n int64) (int64, error) {
 			return 0, err
 		}
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	bp := o.d.copyBufs.Get().(*[]byte)
+	defer o.d.copyBufs.Put(bp)
+	var k int64
+	var err error
+	if o.mu.TryLock() {
+		k, err = o.sendRange(w, off, want, *bp)
+		o.mu.Unlock()
+	} else {
+		k, err = o.preadRange(w, off, want, *bp)
+	}
+	if err == nil && want < n {
+		err = io.ErrUnexpectedEOF
+	}
+	return k, err
+}
+
+// sendRange copies want bytes from off to w from the file offset, so that
+// w's ReadFrom may use sendfile. The caller holds o.mu.
+func (o *diskObject) sendRange(w io.Writer, off, want int64, buf []byte) (int64, error) {
 	if _, err := o.f.Seek(o.body+off, io.SeekStart); err != nil {
 		return 0, o.readErr(err)
 	}
-	bp := o.d.copyBufs.Get().(*[]byte)
-	defer o.d.copyBufs.Put(bp)
 	o.lr = io.LimitedReader{R: o.f, N: want}
-	k, err := io.CopyBuffer(w, &o.lr, *bp)
+	k, err := io.CopyBuffer(w, &o.lr, buf)
 	o.lr.R = nil
 	switch {
 	case err != nil:
@@ -91,8 +111,30 @@ func (o *diskObject) WriteRange(w io.Writer, off, n int64) (int64, error) {
 		return k, err
 	case k < want:
 		return k, o.readErr(nil)
-	case want < n:
-		return k, io.ErrUnexpectedEOF
+	}
+	return k, nil
+}
+
+// preadRange copies want bytes from off to w with pread(2), leaving the
+// file offset alone, through buf.
+func (o *diskObject) preadRange(w io.Writer, off, want int64, buf []byte) (int64, error) {
+	var k int64
+	for k < want {
+		p := buf[:min(int64(len(buf)), want-k)]
+		r, rerr := o.f.ReadAt(p, o.body+off+k)
+		if r > 0 {
+			wn, err := w.Write(p[:r])
+			k += int64(wn)
+			if err != nil {
+				return k, err
+			}
+			if wn < r {
+				return k, io.ErrShortWrite
+			}
+		}
+		if r < len(p) {
+			return k, o.readErr(rerr)
+		}
 	}
 	return k, nil
 }

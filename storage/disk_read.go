@@ -11,7 +11,9 @@ import (
 
 // Get returns the committed object stored under key, or ErrNotFound. A file
 // that turns out corrupt is deleted and reported as ErrNotFound; other
-// errors are I/O errors. The object holds an open file until Close.
+// errors are I/O errors. The object holds an open file until Close. Once
+// the index is loaded, a file it does not record (left by a deletion that
+// could not unlink it) is not served but deleted.
 func (d *Disk) Get(_ context.Context, key string) (Object, error) {
 	o, err := d.get(key)
 	if err != nil {
@@ -33,7 +35,7 @@ func (d *Disk) get(key string) (*diskObject, error) {
 	f, h, m, ino, err := d.openFile(id, os.O_RDONLY)
 	var e diskEntry
 	var freq int
-	indexed := false
+	indexed, orphan := false, false
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		d.ix.remove(id) // gone from under the index: forget it
@@ -45,10 +47,22 @@ func (d *Disk) get(key string) (*diskObject, error) {
 		}
 	case err == nil:
 		e, freq, indexed = d.ix.lookup(id, true)
+		// While the index loads, files are served without it. Once it is
+		// loaded it lists every object (Walk reports what it lists), so a
+		// file outside it is one whose deletion failed: serving it could
+		// bring back an object a purge has walked past.
+		orphan = !indexed && d.loaded.Load()
 	}
 	st.RUnlock()
 	if err != nil {
 		return nil, d.readFailed(id, ino, key, err)
+	}
+	if orphan {
+		f.Close()
+		st.Lock()
+		d.unlinkUnindexed(id) // counted; tried again by the next Get, Delete or retry
+		st.Unlock()
+		return nil, ErrNotFound
 	}
 	o := &diskObject{d: d, f: f, id: id, ino: ino, meta: m, body: h.area, freq: freq}
 	if !indexed || e.ino != ino || !e.verified {
@@ -71,7 +85,8 @@ func (d *Disk) get(key string) (*diskObject, error) {
 }
 
 // touch counts a hit on key for the eviction policy without opening the
-// file: Tiered reports memory hits, so the disk keeps what is popular.
+// file: Tiered reports a sample of its memory hits, so the disk keeps what
+// is popular.
 func (d *Disk) touch(key string) { d.ix.lookup(keyID(key), true) }
 
 // readFailed handles a failed open or read of the file for key: missing is
@@ -163,11 +178,27 @@ func (d *Disk) drop(id fileID, ino uint64, why error) {
 	st := &d.stripes[id[0]]
 	st.Lock()
 	removed := false
-	if fi, err := os.Lstat(d.path(id)); err == nil && fileIno(fi) == ino {
-		removed = os.Remove(d.path(id)) == nil
+	var err error
+	if fi, serr := os.Lstat(d.path(id)); serr == nil && fileIno(fi) == ino {
+		if err = os.Remove(d.path(id)); err == nil || errors.Is(err, fs.ErrNotExist) {
+			removed, err = err == nil, nil
+		}
 	}
-	d.ix.removeIno(id, ino)
+	if err == nil {
+		// Gone, or replaced by another file: forget the entry only if it
+		// was this file's. A file that cannot be removed keeps its entry,
+		// so the next read drops it again.
+		d.ix.removeIno(id, ino)
+		if removed {
+			d.ix.unstick(id)
+		}
+	}
 	st.Unlock()
+	if err != nil {
+		d.met.errors.WithLabelValues(opDelete).Inc()
+		d.log.Warn("dropping corrupt object", "file", id.String(), "err", err)
+		return
+	}
 	if removed {
 		d.met.corrupt.WithLabelValues(what).Inc()
 		d.log.Warn("dropped corrupt object", "file", id.String(), "err", why)

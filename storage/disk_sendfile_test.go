@@ -1,6 +1,8 @@
 package storage_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/outpost-cdn/outpost/storage"
 	"github.com/stretchr/testify/assert"
@@ -152,4 +155,57 @@ func TestDiskWriteRangeOfUnverifiedObject(t *testing.T) {
 	assert.True(t, string(got) == string(body), "body differs")
 	assert.Equal(t, []string{"*io.LimitedReader{*os.File}"}, l.sources())
 	assert.True(t, storage.DiskVerified(d, "v"))
+}
+
+// stallingWriter accepts bytes only once release is closed, and closes
+// entered at its first Write, as a client whose connection stalls.
+type stallingWriter struct {
+	entered, release chan struct{}
+	once             sync.Once
+	buf              bytes.Buffer
+}
+
+func (s *stallingWriter) Write(p []byte) (int, error) {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+	return s.buf.Write(p)
+}
+
+// TestDiskWriteRangeNotHeldUpBySlowClient copies from one object to a
+// client that stalls, and meanwhile to another. WriteRange used to hold the
+// object for the whole copy, so every request sharing the object (the
+// edge's followers of a fill or a revalidation) waited for the slowest.
+func TestDiskWriteRangeNotHeldUpBySlowClient(t *testing.T) {
+	d := newDisk(t, storage.DiskConfig{})
+	body := randomBody(5, 256<<10)
+	store(t, d, meta("v", int64(len(body))), body)
+	o, err := d.Get(context.Background(), "v")
+	require.NoError(t, err)
+	defer o.Close()
+	rw := o.(storage.RangeWriter)
+
+	slow := &stallingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := rw.WriteRange(slow, 0, int64(len(body)))
+		slowDone <- err
+	}()
+	<-slow.entered // the slow copy is under way, stalled in Write
+
+	var fast bytes.Buffer
+	fastDone := make(chan error, 1)
+	go func() {
+		_, err := rw.WriteRange(&fast, 1000, 100_000)
+		fastDone <- err
+	}()
+	select {
+	case err := <-fastDone:
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(body[1000:101_000], fast.Bytes()), "bytes copied beside the stalled copy differ")
+	case <-time.After(10 * time.Second):
+		t.Error("a WriteRange waited for another one stalled on its client")
+	}
+	close(slow.release)
+	require.NoError(t, <-slowDone)
+	assert.True(t, bytes.Equal(body, slow.buf.Bytes()), "bytes copied to the stalled client differ")
 }

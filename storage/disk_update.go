@@ -14,7 +14,9 @@ import (
 // fits the space reserved at Put (the common case: a 304 changes a few
 // fields); otherwise the file is copied (copy_file_range where the file
 // system can) and renamed over the old one. Objects opened before keep the
-// metadata they read.
+// metadata they read. It fails with ErrNotFound when no object is stored
+// under m.Key, and with ErrTooLarge when the metadata exceeds 1 MiB or the
+// copied file would not fit MaxBytes.
 func (d *Disk) Update(_ context.Context, m Meta) error {
 	leave, err := d.enter()
 	if err != nil {
@@ -32,6 +34,8 @@ func (d *Disk) Update(_ context.Context, m Meta) error {
 		return nil
 	case errors.Is(err, ErrNotFound):
 		return err
+	case errors.Is(err, ErrTooLarge):
+		return fmt.Errorf("disk tier: update %s: %w", m.Key, err)
 	case errors.Is(err, errCorrupt):
 		d.drop(id, ino, err)
 		return ErrNotFound
@@ -53,6 +57,11 @@ func (d *Disk) update(id fileID, m Meta) (uint64, []fileID, error) {
 	}
 	defer f.Close()
 	if old.Key != m.Key {
+		return ino, nil, ErrNotFound
+	}
+	if d.loaded.Load() && !d.ix.has(id) {
+		// Not an object once the index is loaded (see get): delete it.
+		d.unlinkUnindexed(id)
 		return ino, nil, ErrNotFound
 	}
 	if err := d.inject(opUpdate); err != nil {
@@ -80,6 +89,9 @@ func (d *Disk) update(id fileID, m Meta) (uint64, []fileID, error) {
 func (d *Disk) rewrite(id fileID, f *os.File, h fileHeader, head []byte, oldIno uint64) ([]fileID, error) {
 	metaLen := len(head) - fixedHeaderLen
 	nh := fileHeader{area: headerArea(metaLen), metaLen: metaLen, size: h.size, bodySum: h.bodySum}
+	if !d.fits(nh.area, nh.size) {
+		return nil, fmt.Errorf("file of %d bytes over the %d-byte budget: %w", nh.fileSize(), d.maxBytes, ErrTooLarge)
+	}
 	head = padTo(head, nh.area)
 	putHeader(head, nh)
 	t, tmp, err := d.createTemp()

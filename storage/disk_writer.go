@@ -56,6 +56,9 @@ func (w *diskWriter) Write(p []byte) (int, error) {
 	case w.n+int64(len(p)) > w.limit:
 		w.err = fmt.Errorf("disk tier: write %s past %d bytes: %w", w.meta.Key, w.limit, ErrTooLarge)
 		return 0, w.err
+	case w.meta.Size < 0 && !w.d.fits(w.area, w.n+int64(len(p))):
+		w.err = fmt.Errorf("disk tier: write %s: file past the %d-byte budget: %w", w.meta.Key, w.d.maxBytes, ErrTooLarge)
+		return 0, w.err
 	case w.meta.Size >= 0 && w.n+int64(len(p)) > w.meta.Size:
 		w.err = fmt.Errorf("disk tier: write %s past declared %d bytes: %w", w.meta.Key, w.meta.Size, ErrSizeMismatch)
 		return 0, w.err

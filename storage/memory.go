@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/ristretto/v2"
 )
 
@@ -28,10 +30,18 @@ type MemoryConfig struct {
 // eviction). It is safe for concurrent use. Commit is best effort: the
 // admission policy may drop an object when the tier is full, after which Get
 // reports ErrNotFound. Close releases the cache's goroutines.
+//
+// Commit, Update and Delete of one key are serialized (by a lock striped
+// over the keys, held until the cache has applied the change), because the
+// cache applies a new key's insertion later, in its own goroutine: left
+// alone, an Update could re-insert a key a concurrent Delete removed, and
+// the second of two racing Commits of a new key would be dropped by the
+// policy, which keeps the first object and charges it the second's size.
 type Memory struct {
 	cache   *ristretto.Cache[string, *memObject]
 	maxObj  int64
 	maxSize int64
+	keyMu   [256]sync.Mutex // serializes changes to one key; see lock
 }
 
 var (
@@ -76,7 +86,8 @@ func (m *Memory) MaxObjectSize() int64 { return m.maxObj }
 
 // MemoryStats is a snapshot of a Memory tier's usage.
 type MemoryStats struct {
-	// Bytes is what the objects held are charged: bodies plus metadata.
+	// Bytes is what the objects held are charged: the memory holding their
+	// bodies plus their metadata (Meta.HeaderSize).
 	Bytes int64
 	// MaxBytes is the budget.
 	MaxBytes int64
@@ -85,8 +96,8 @@ type MemoryStats struct {
 // Stats reports the tier's usage. Commits still being applied by the
 // admission policy may not be counted yet.
 func (m *Memory) Stats() MemoryStats {
-	max := m.cache.MaxCost()
-	return MemoryStats{Bytes: max - m.cache.RemainingCost(), MaxBytes: max}
+	budget := m.cache.MaxCost()
+	return MemoryStats{Bytes: budget - m.cache.RemainingCost(), MaxBytes: budget}
 }
 
 // Get returns the committed object stored under key, or ErrNotFound.
@@ -101,7 +112,20 @@ func (m *Memory) Get(_ context.Context, key string) (Object, error) {
 // Put starts writing an object under mt.Key. It fails with ErrTooLarge when
 // mt.Size already exceeds the per-object limit; a body of unknown size (-1)
 // fails at the Write that crosses it.
+//
+// A body of declared size is held in one buffer of that size, allocated at
+// the first Write; a body of unknown size grows in chunks, and Commit trims
+// the last one (see memWriter.Commit).
 func (m *Memory) Put(_ context.Context, mt Meta) (Writer, error) {
+	w, err := m.put(mt)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// put is Put returning the concrete type, which Tiered's promotion uses.
+func (m *Memory) put(mt Meta) (*memWriter, error) {
 	hs := mt.HeaderSize()
 	if mt.Size >= 0 && mt.Size+hs > m.maxObj {
 		return nil, fmt.Errorf("memory tier: put %s (%d bytes): %w", mt.Key, mt.Size, ErrTooLarge)
@@ -110,22 +134,36 @@ func (m *Memory) Put(_ context.Context, mt Meta) (Writer, error) {
 }
 
 // Update replaces the metadata of the object under mt.Key, keeping its body.
-// mt.Size is ignored. A concurrent Commit under the same key may win or lose.
+// mt.Size is ignored. Update and a concurrent Commit or Delete of the same
+// key take effect one after the other, in either order: an Update that
+// follows a Delete reports ErrNotFound.
 func (m *Memory) Update(_ context.Context, mt Meta) error {
+	unlock := m.lock(mt.Key)
+	defer unlock()
 	old, ok := m.cache.Get(mt.Key)
 	if !ok {
 		return ErrNotFound
 	}
-	o := &memObject{meta: mt.Clone(), chunks: old.chunks}
+	o := &memObject{meta: mt.Clone(), chunks: old.chunks, held: old.held}
 	o.meta.Size = old.meta.Size
 	m.set(o)
 	return nil
 }
 
-// Delete removes the object under key, if any.
+// Delete removes the object under key, if any. It never fails.
 func (m *Memory) Delete(_ context.Context, key string) error {
+	unlock := m.lock(key)
+	defer unlock()
 	m.cache.Del(key)
 	return nil
+}
+
+// lock serializes changes to key (Commit, Update, Delete) and returns the
+// unlock. Two keys may share a lock; no caller holds two.
+func (m *Memory) lock(key string) (unlock func()) {
+	mu := &m.keyMu[xxhash.Sum64String(key)%uint64(len(m.keyMu))]
+	mu.Lock()
+	return mu.Unlock
 }
 
 // Walk calls fn with the metadata of every object held. Objects committed
@@ -155,14 +193,20 @@ func (m *Memory) Close() error {
 
 // set stores o and waits until the cache has applied it, so a Get that
 // follows a successful Commit sees the object (unless admission refused it).
-func (m *Memory) set(o *memObject) {
-	cost := o.meta.Size + o.meta.HeaderSize()
+// It reports whether the cache holds o afterwards. The caller holds the
+// key's lock.
+func (m *Memory) set(o *memObject) bool {
+	cost := o.held + o.meta.HeaderSize()
 	if !m.cache.Set(o.meta.Key, o, cost) {
 		// The set buffer was full; let it drain and try once more.
 		m.cache.Wait()
 		m.cache.Set(o.meta.Key, o, cost)
 	}
 	m.cache.Wait()
+	// Under the key's lock nothing else stores this key, so a key present
+	// now holds o. GetTTL, unlike Get, counts no hit.
+	_, ok := m.cache.GetTTL(o.meta.Key)
+	return ok
 }
 
 // memObject is an immutable committed object: a body in chunks, all of which
@@ -170,6 +214,7 @@ func (m *Memory) set(o *memObject) {
 type memObject struct {
 	meta   Meta
 	chunks [][]byte
+	held   int64 // the chunks' capacity: the memory charged for the body
 }
 
 func (o *memObject) Meta() *Meta  { return &o.meta }
@@ -307,25 +352,48 @@ func (w *memWriter) ReadAt(p []byte, off int64) (int, error) {
 	return readChunks(w.chunks, w.n, p, off)
 }
 
+// maxSlack is the most spare capacity Commit leaves in a body's last chunk;
+// more is trimmed by a copy. A body of unknown size grows in chunks of at
+// least minChunk, so without the trim a 1 KiB body would hold 32 KiB.
+const maxSlack = 4 << 10
+
+// Commit publishes the body, charging the memory that holds it: the last
+// chunk of a body of unknown size is first copied to a chunk of its length
+// when it has more than 4 KiB spare, so the charge is within 4 KiB of the
+// body's length.
 func (w *memWriter) Commit() error {
+	_, err := w.commit()
+	return err
+}
+
+// commit is Commit, reporting also whether the cache took the object (its
+// admission policy may refuse it).
+func (w *memWriter) commit() (stored bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.state != writerOpen {
-		return ErrClosed
+		return false, ErrClosed
 	}
 	if w.err != nil {
 		w.state = writerAborted
-		return w.err
+		return false, w.err
 	}
 	if w.meta.Size >= 0 && w.n != w.meta.Size {
 		w.state = writerAborted
-		return fmt.Errorf("memory tier: commit %s: %d of %d bytes: %w", w.meta.Key, w.n, w.meta.Size, ErrSizeMismatch)
+		return false, fmt.Errorf("memory tier: commit %s: %d of %d bytes: %w", w.meta.Key, w.n, w.meta.Size, ErrSizeMismatch)
 	}
 	w.state = writerCommitted
+	if last := len(w.chunks) - 1; last >= 0 && cap(w.chunks[last])-len(w.chunks[last]) > maxSlack {
+		w.chunks[last] = bytes.Clone(w.chunks[last]) // followers read under w.mu
+	}
 	o := &memObject{meta: w.meta, chunks: w.chunks}
 	o.meta.Size = w.n
-	w.m.set(o)
-	return nil
+	for _, c := range o.chunks {
+		o.held += int64(cap(c))
+	}
+	unlock := w.m.lock(o.meta.Key)
+	defer unlock()
+	return w.m.set(o), nil
 }
 
 func (w *memWriter) Abort() error {

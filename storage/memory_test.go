@@ -3,10 +3,15 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/outpost-cdn/outpost/storage"
 	"github.com/outpost-cdn/outpost/storage/storagetest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -107,4 +112,97 @@ func TestMemoryStats(t *testing.T) {
 	w.Close()
 	st = m.Stats()
 	assert(st.Bytes == 1000+meta.HeaderSize(), "after one 1000-byte object: %+v, want %d bytes", st, 1000+meta.HeaderSize())
+}
+
+// TestMemoryUpdateRacingDeleteNeverResurrects races an Update (a 304
+// refresh) with a Delete (a purge) of one key: whichever comes first, the
+// key must be gone once both return. Update used to read the object, then
+// store it again, so a Delete in between was undone.
+func TestMemoryUpdateRacingDeleteNeverResurrects(t *testing.T) {
+	m := newMemory(t, storage.MemoryConfig{MaxBytes: 64 << 20})
+	ctx := context.Background()
+	for i := range 3000 {
+		key := fmt.Sprint("k", i)
+		store(t, m, meta(key, 1), []byte("x"))
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			<-start
+			m.Update(ctx, meta(key, 1))
+		})
+		wg.Go(func() {
+			<-start
+			for range i % 50 { // vary which of the two goes first
+				runtime.Gosched()
+			}
+			m.Delete(ctx, key)
+		})
+		close(start)
+		wg.Wait()
+		if o, err := m.Get(ctx, key); err == nil {
+			o.Close()
+			t.Fatalf("run %d: %q found after Update and Delete both returned", i, key)
+		}
+	}
+}
+
+// TestMemoryConcurrentCommitsOfANewKeyChargeTheStoredObject commits two
+// bodies of different sizes under one new key at once. The cache used to
+// keep the first object while charging the second's size, as it drops the
+// insertion of a key it has not applied yet and only updates the charge.
+func TestMemoryConcurrentCommitsOfANewKeyChargeTheStoredObject(t *testing.T) {
+	m := newMemory(t, storage.MemoryConfig{MaxBytes: 1 << 30})
+	ctx := context.Background()
+	var held int64
+	for i := range 1000 {
+		key := fmt.Sprint("k", i)
+		var ws [2]storage.Writer
+		for j, n := range []int64{100, 50_000} {
+			w, err := m.Put(ctx, meta(key, n))
+			require.NoError(t, err)
+			_, err = w.Write(make([]byte, n))
+			require.NoError(t, err)
+			ws[j] = w
+		}
+		var wg sync.WaitGroup
+		for _, w := range ws {
+			wg.Go(func() { assert.NoError(t, w.Commit(), "Commit(%q)", key) })
+		}
+		wg.Wait()
+		for _, w := range ws {
+			w.Close()
+		}
+		o, err := m.Get(ctx, key)
+		require.NoError(t, err, "Get(%q) after two commits", key)
+		held += o.Meta().Size + o.Meta().HeaderSize()
+	}
+	assert.Equal(t, held, m.Stats().Bytes, "bytes charged for the objects held")
+}
+
+// TestMemoryChunkedBodyIsChargedForItsMemory stores small bodies of
+// unknown length. Each used to hold a 32 KiB chunk while charged for its
+// length, so a tier could hold many times its budget.
+func TestMemoryChunkedBodyIsChargedForItsMemory(t *testing.T) {
+	m := newMemory(t, storage.MemoryConfig{MaxBytes: 64 << 20})
+	tests := []struct {
+		name     string
+		giveSize int
+	}{
+		{"1KiB", 1 << 10},
+		{"33KiB", 33 << 10},   // a full first chunk and a second, mostly empty
+		{"700KiB", 700 << 10}, // chunks growing with the body
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := randomBody(1, tt.giveSize)
+			m2 := meta(tt.name, -1)
+			store(t, m, m2, body)
+			assert.Equal(t, body, mustGetBody(t, m, tt.name))
+			held := storage.MemoryHeld(m, tt.name)
+			assert.LessOrEqual(t, held, int64(tt.giveSize+4<<10), "memory holding a %d-byte body", tt.giveSize)
+			m2.Size = int64(tt.giveSize)
+			assert.Equal(t, held+m2.HeaderSize(), m.Stats().Bytes, "bytes charged")
+			require.NoError(t, m.Delete(context.Background(), tt.name))
+		})
+	}
 }

@@ -70,7 +70,10 @@ type Writer interface {
 // Walker is implemented by tiers that can list what they hold. Walk calls fn
 // with the metadata of every committed object, in no particular order, until
 // fn returns an error (which Walk returns) or the context is done. fn must
-// not modify the Meta, and may call the tier's other methods.
+// not modify the Meta, and may call the tier's other methods. Walk returns
+// an error, too, when it could not list every object a Get might serve (a
+// file it could not read): a caller such as a purge sweeper must then not
+// take the walk as complete.
 type Walker interface {
 	Walk(ctx context.Context, fn func(m *Meta) error) error
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -52,11 +55,25 @@ type TieredConfig struct {
 // Commit carry on with the memory side alone when there is one. The first
 // failure logs a line and sets outpost_disk_degraded; for RetryInterval the
 // disk is then left alone (Delete excepted, so purges still reach it), after
-// which operations try it again, and the first success clears the state. A
-// body that was going to disk only and whose disk write fails returns the
-// error from Write, and every byte accepted before stays readable through
-// ReadAt, so the caller can move the body elsewhere (the edge spills it to
-// a spool) while followers keep reading.
+// which operations try it again, and the first successful write (a Commit
+// or an Update of a file) clears the state; reads and deletes do not, as a
+// full or read-only disk still serves them. A body that was going to disk
+// only and whose disk write fails returns the error from Write, and every
+// byte accepted before stays readable through ReadAt, so the caller can move
+// the body elsewhere (the edge spills it to a spool) while followers keep
+// reading.
+//
+// Being degraded never makes the disk look empty to the operations that
+// must reach every copy: Delete still tries the disk and returns its error,
+// and Walk lists the disk's objects or fails. A Commit that reached memory
+// only removes the older copy on disk; when that fails, the key is
+// remembered and its disk copy is neither served, promoted nor updated
+// until a later attempt removes it (see tiered_stale.go).
+//
+// A disk hit copied into memory (promoted) is committed only if no Commit,
+// Update or Delete of the key came between the disk read and the copy's
+// commit, so a promotion never brings back a purged object or an older
+// version over a newer one.
 //
 // Tiered does not own its tiers: close them after the last use of Tiered.
 type Tiered struct {
@@ -69,8 +86,15 @@ type Tiered struct {
 	now            func() time.Time
 	log            *slog.Logger
 
-	failing atomic.Bool  // the disk failed and has not succeeded since
+	failing atomic.Bool  // the disk failed and has not written since
 	retryAt atomic.Int64 // while failing, UnixNano after which the disk is tried
+
+	// gens orders promotions after the changes to a key; see settle.
+	gens [256]genStripe
+
+	stale staleKeys // keys whose disk copy is older than memory's
+
+	promoteHook func() // tests only: runs between a promotion's copy and its commit
 
 	reg        prometheus.Registerer
 	degraded   prometheus.Gauge
@@ -125,8 +149,9 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig) (*Tiered, error) {
 		}),
 		promotions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outpost_tiered_promotions_total",
-			Help: "Disk hits copied into the memory tier.",
+			Help: "Disk hits copied into the memory tier (and admitted by it).",
 		}),
+		stale: staleKeys{max: maxStaleKeys},
 	}
 	if t.reg != nil {
 		if err := t.reg.Register(t.degraded); err != nil {
@@ -153,11 +178,20 @@ func (t *Tiered) Close() error {
 	return nil
 }
 
+// touchEvery is how many memory hits Tiered reports to the disk's eviction
+// policy for one: the report hashes the key (SHA-256) and takes the disk
+// index's lock, several times the cost of the hit itself, while the policy
+// counts at most 3 hits per object, so a sample of the hits tells it what is
+// popular just as well.
+const touchEvery = 8
+
 // Get returns the object under key from memory, else from disk. A disk
 // that fails is a miss (ErrNotFound), counted and logged.
 func (t *Tiered) Get(ctx context.Context, key string) (Object, error) {
 	if o, err := t.mem.Get(ctx, key); err == nil {
-		if t.diskUsable() {
+		// The runtime's per-thread generator: no state shared between
+		// the cores serving hits.
+		if rand.Uint32()%touchEvery == 0 && t.diskUsable() {
 			t.disk.touch(key) // the disk's eviction policy learns what is popular
 		}
 		return o, nil
@@ -165,24 +199,31 @@ func (t *Tiered) Get(ctx context.Context, key string) (Object, error) {
 	if !t.diskUsable() {
 		return nil, ErrNotFound
 	}
-	o, err := t.disk.get(key)
-	if err != nil {
-		t.diskResult(err)
+	gs := t.genStripe(key)
+	gen := gs.gen.Load() // before the stale check and the read: see promote
+	if t.stale.has(key) && t.dropStale(ctx, key) {
 		return nil, ErrNotFound
 	}
-	t.diskResult(nil)
-	t.promote(ctx, o)
+	o, err := t.disk.get(key)
+	if err != nil {
+		t.diskFailed(err)
+		return nil, ErrNotFound
+	}
+	t.promote(o, gs, gen)
 	return o, nil
 }
 
 // promote copies the disk object o into memory when it is small and
-// popular enough. It is best effort.
-func (t *Tiered) promote(ctx context.Context, o *diskObject) {
+// popular enough. It is best effort. gen is the generation of o's key
+// (in gs) before o was read: if a Commit, Update or Delete of the key has
+// settled since, o may be an older version or a purged object, and memory
+// is left as that change set it.
+func (t *Tiered) promote(o *diskObject, gs *genStripe, gen uint64) {
 	m := o.Meta()
 	if o.freq < t.promoteMinHits || m.Size > t.promoteMax || m.Size+m.HeaderSize() > t.mem.MaxObjectSize() {
 		return
 	}
-	w, err := t.mem.Put(ctx, *m)
+	w, err := t.mem.put(*m)
 	if err != nil {
 		return
 	}
@@ -190,9 +231,44 @@ func (t *Tiered) promote(ctx context.Context, o *diskObject) {
 	if _, err := o.WriteRange(w, 0, m.Size); err != nil {
 		return
 	}
-	if w.Commit() == nil {
+	if t.promoteHook != nil {
+		t.promoteHook()
+	}
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if gs.gen.Load() != gen {
+		return
+	}
+	if stored, err := w.commit(); err == nil && stored {
 		t.promotions.Inc()
 	}
+}
+
+// genStripe is one stripe of Tiered's per-key generations. gen counts the
+// changes (Commit, Update, Delete) settled for the keys hashing to the
+// stripe; mu is held while a change sets what memory holds and bumps gen,
+// and while a promotion checks gen and commits.
+type genStripe struct {
+	mu  sync.Mutex
+	gen atomic.Uint64
+}
+
+// genStripe returns key's stripe.
+func (t *Tiered) genStripe(key string) *genStripe {
+	return &t.gens[xxhash.Sum64String(key)%uint64(len(t.gens))]
+}
+
+// settle ends a change to key: having changed the disk, the caller sets
+// memory in fn, under the key's stripe, which then counts one more
+// generation. A promotion whose disk read came before the change either
+// commits before fn, which overrides it, or sees the new generation and
+// gives up; one whose read came after sees the disk as changed.
+func (t *Tiered) settle(key string, fn func()) {
+	gs := t.genStripe(key)
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	fn()
+	gs.gen.Add(1)
 }
 
 // Put starts writing m to memory and disk, or to disk only when the body
@@ -205,7 +281,7 @@ func (t *Tiered) Put(ctx context.Context, m Meta) (Writer, error) {
 	var derr error
 	if t.diskUsable() {
 		if dw, derr = t.disk.Put(ctx, m); derr != nil {
-			t.diskResult(derr)
+			t.diskFailed(derr)
 		}
 	}
 	if dw == nil && m.Size < 0 {
@@ -227,14 +303,19 @@ func (t *Tiered) Put(ctx context.Context, m Meta) (Writer, error) {
 
 // Update replaces the metadata of the object under m.Key in both tiers. It
 // succeeds if either tier held the object, and reports ErrNotFound if
-// neither did.
+// neither did. While the disk is failing, or holds an older version than
+// memory (see tiered_stale.go), only memory is updated.
 func (t *Tiered) Update(ctx context.Context, m Meta) error {
-	merr := t.mem.Update(ctx, m)
 	derr := ErrNotFound
-	if t.diskUsable() {
-		derr = t.disk.Update(ctx, m)
-		t.diskResult(derr)
+	if t.diskUsable() && !(t.stale.has(m.Key) && t.dropStale(ctx, m.Key)) {
+		if derr = t.disk.Update(ctx, m); derr == nil {
+			t.diskWrote()
+		} else {
+			t.diskFailed(derr)
+		}
 	}
+	var merr error
+	t.settle(m.Key, func() { merr = t.mem.Update(ctx, m) })
 	switch {
 	case merr == nil || derr == nil:
 		return nil
@@ -248,14 +329,19 @@ func (t *Tiered) Update(ctx context.Context, m Meta) error {
 // even while it is failing, so a purge reaches every copy that could be
 // served later; an error means the disk may still hold the object.
 func (t *Tiered) Delete(ctx context.Context, key string) error {
-	t.mem.Delete(ctx, key)
 	err := t.disk.Delete(ctx, key)
-	t.diskResult(err)
+	t.diskFailed(err)
+	if err == nil {
+		t.stale.remove(key)
+	}
+	t.settle(key, func() { t.mem.Delete(ctx, key) })
 	return err
 }
 
 // Walk calls fn with the metadata of every object, each key once: first
-// those in memory, then those on disk only.
+// those in memory, then those on disk only. It walks the disk even while
+// the disk is failing, and returns the disk's error when it could not list
+// every object there.
 func (t *Tiered) Walk(ctx context.Context, fn func(*Meta) error) error {
 	seen := make(map[string]struct{})
 	err := t.mem.Walk(ctx, func(m *Meta) error {
@@ -279,18 +365,24 @@ func (t *Tiered) diskUsable() bool {
 	return !t.failing.Load() || t.now().UnixNano() >= t.retryAt.Load()
 }
 
-// diskResult records the outcome of a disk operation: an I/O error starts
-// (or extends) memory-only mode, a success or a per-object condition ends
-// it.
-func (t *Tiered) diskResult(err error) {
-	if isDiskFault(err) {
-		t.retryAt.Store(t.now().Add(t.retry).UnixNano())
-		if !t.failing.Swap(true) {
-			t.degraded.Set(1)
-			t.log.Error("disk tier failing: serving from memory only", "retry_in", t.retry, "err", err)
-		}
+// diskFailed records the outcome of a disk operation: an I/O error starts
+// (or extends) memory-only mode. Other outcomes change nothing.
+func (t *Tiered) diskFailed(err error) {
+	if !isDiskFault(err) {
 		return
 	}
+	t.retryAt.Store(t.now().Add(t.retry).UnixNano())
+	if !t.failing.Swap(true) {
+		t.degraded.Set(1)
+		t.log.Error("disk tier failing: serving from memory only", "retry_in", t.retry, "err", err)
+	}
+}
+
+// diskWrote records a successful write to the disk (a Commit or an Update
+// of a file), which ends memory-only mode. Reads and deletes do not: a full
+// or read-only disk still serves them, and counting them would flap the
+// state between each failed write and the next delete.
+func (t *Tiered) diskWrote() {
 	if t.failing.Load() && t.failing.Swap(false) {
 		t.degraded.Set(0)
 		t.log.Info("disk tier recovered")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -215,4 +216,83 @@ func TestTieredDeleteReachesFailingDisk(t *testing.T) {
 	dg.failDisk(0)
 	require.NoError(t, dg.Delete(ctx, "k"))
 	wantMiss(t, dg.disk, "k")
+}
+
+// TestTieredDeleteDoesNotEndDegradedMode fills a disk (every new file
+// fails) while commits reach memory and delete the older disk copies, which
+// works on a full disk. Each such delete used to count as the disk's
+// recovery, so every Put logged the failure anew.
+func TestTieredDeleteDoesNotEndDegradedMode(t *testing.T) {
+	dg := newDegradable(t, storage.MemoryConfig{})
+	full := func(op string) error {
+		if op == "create" {
+			return syscall.ENOSPC
+		}
+		return nil
+	}
+	dg.fault.Store(&full)
+	for i := range 5 {
+		store(t, dg, meta(keyN(i), 1), []byte("x"))
+		assert.Equal(t, 1.0, dg.degraded(t), "after commit %d", i)
+	}
+	require.NoError(t, dg.Delete(context.Background(), keyN(0)))
+	assert.Equal(t, 1.0, dg.degraded(t), "after a purge")
+	assert.Equal(t, 1, strings.Count(dg.logs.String(), "serving from memory only"), "failure lines logged")
+	assert.NotContains(t, dg.logs.String(), "recovered")
+}
+
+// TestTieredWalkFailsWithFailingDisk walks a tier whose disk cannot be
+// read. The walk used to skip what it could not read and report success,
+// so a purge sweeper took a walk that saw nothing on disk as complete.
+func TestTieredWalkFailsWithFailingDisk(t *testing.T) {
+	dg := newDegradable(t, storage.MemoryConfig{MaxObjectSize: 64 << 10})
+	store(t, dg, meta("disk-only", 100<<10), make([]byte, 100<<10))
+	dg.failDisk(syscall.EIO)
+	wantMiss(t, dg, "disk-only") // degraded
+	err := dg.Walk(context.Background(), func(*storage.Meta) error { return nil })
+	assert.ErrorIs(t, err, syscall.EIO, "Walk with the disk failing")
+}
+
+// TestTieredMemoryOnlyCommitHidesOlderDiskCopy replaces an object while
+// the disk fails, so the new version reaches memory only and the old one
+// cannot be deleted from disk. The old version used to be served again,
+// once the disk worked and memory had let the new one go.
+func TestTieredMemoryOnlyCommitHidesOlderDiskCopy(t *testing.T) {
+	ctx := context.Background()
+	dg := newDegradable(t, storage.MemoryConfig{})
+	v1, v2 := randomBody(1, 1000), randomBody(2, 1000)
+	store(t, dg, meta("k", 1000), v1)
+	dg.failDisk(syscall.EIO)
+	store(t, dg, meta("k", 1000), v2)
+	assert.Equal(t, v2, mustGetBody(t, dg, "k"))
+
+	dg.failDisk(0)
+	dg.clock.Add(time.Minute)
+	require.NoError(t, dg.mem.Delete(ctx, "k")) // memory lets the new version go
+	wantMiss(t, dg, "k")
+	wantMiss(t, dg.disk, "k") // the Get removed the old version
+}
+
+// TestTieredMemoryOnlyCommitFailsWhenOlderDiskCopyStays fills the set of
+// keys whose disk copy Tiered ignores: a Commit that reaches memory only
+// and cannot delete the older disk copy must then fail, and leave the tier
+// as it was, rather than report a new version stored while the old one can
+// come back.
+func TestTieredMemoryOnlyCommitFailsWhenOlderDiskCopyStays(t *testing.T) {
+	dg := newDegradable(t, storage.MemoryConfig{})
+	storage.SetMaxStaleKeys(dg.Tiered, 0)
+	v1 := randomBody(1, 1000)
+	store(t, dg, meta("k", 1000), v1)
+	dg.failDisk(syscall.EIO)
+	w, err := dg.Put(context.Background(), meta("k", 1000))
+	require.NoError(t, err)
+	defer w.Close()
+	_, err = w.Write(randomBody(2, 1000))
+	require.NoError(t, err)
+	assert.ErrorIs(t, w.Commit(), syscall.EIO, "Commit that could not delete the older disk copy")
+	wantMiss(t, dg.mem, "k")
+
+	dg.failDisk(0)
+	dg.clock.Add(time.Minute)
+	assert.Equal(t, v1, mustGetBody(t, dg, "k"), "the version the failed Commit would have replaced")
 }

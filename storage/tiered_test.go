@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/outpost-cdn/outpost/storage"
 	"github.com/outpost-cdn/outpost/storage/storagetest"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -217,6 +219,118 @@ func BenchmarkTieredGet(b *testing.B) {
 				}
 				o.Close()
 			}
+		})
+	}
+}
+
+// TestTieredPromotionDoesNotResurrectPurgedObject deletes an object while
+// a disk hit copies it into memory. The promotion used to commit anyway,
+// bringing the purged object back.
+func TestTieredPromotionDoesNotResurrectPurgedObject(t *testing.T) {
+	ctx := context.Background()
+	ts := newTiered(t, "", storage.MemoryConfig{}, storage.TieredConfig{})
+	store(t, ts.disk, meta("k", 1000), randomBody(1, 1000))
+	mustGetBody(t, ts, "k") // the first hit: not promoted yet
+	purged := false
+	storage.SetPromoteHook(ts.Tiered, func() {
+		if !purged {
+			purged = true
+			require.NoError(t, ts.Delete(ctx, "k"))
+		}
+	})
+	mustGetBody(t, ts, "k") // the second hit promotes, racing the purge
+	require.True(t, purged, "the second hit did not promote")
+	wantMiss(t, ts.mem, "k")
+	wantMiss(t, ts, "k")
+}
+
+// TestTieredPromotionDoesNotOverwriteNewerVersion stores a new version
+// while a disk hit copies the old one into memory. The promotion used to
+// commit anyway, serving the old version from memory over the new one.
+func TestTieredPromotionDoesNotOverwriteNewerVersion(t *testing.T) {
+	ts := newTiered(t, "", storage.MemoryConfig{}, storage.TieredConfig{})
+	v1, v2 := randomBody(1, 1000), randomBody(2, 2000)
+	store(t, ts.disk, meta("k", int64(len(v1))), v1)
+	mustGetBody(t, ts, "k")
+	replaced := false
+	storage.SetPromoteHook(ts.Tiered, func() {
+		if !replaced {
+			replaced = true
+			store(t, ts, meta("k", int64(len(v2))), v2)
+		}
+	})
+	assert.Equal(t, v1, mustGetBody(t, ts, "k"), "the hit that read the old version")
+	require.True(t, replaced, "the second hit did not promote")
+	assert.Equal(t, v2, mustGetBody(t, ts.mem, "k"), "in memory after the promotion")
+	assert.Equal(t, v2, mustGetBody(t, ts, "k"))
+}
+
+// TestTieredSampledMemoryHitsFeedDiskPolicy checks that memory hits, of
+// which Tiered reports a sample to the disk, still tell the disk's
+// eviction policy that an object is popular.
+func TestTieredSampledMemoryHitsFeedDiskPolicy(t *testing.T) {
+	ts := newTiered(t, "", storage.MemoryConfig{}, storage.TieredConfig{})
+	store(t, ts, meta("k", 10), make([]byte, 10))
+	require.Zero(t, storage.DiskFreq(ts.disk, "k"))
+	for range 400 {
+		mustGetBody(t, ts, "k")
+	}
+	assert.Equal(t, 3, storage.DiskFreq(ts.disk, "k"), "disk hit count after 400 memory hits")
+}
+
+// TestTieredPromotionMetricCountsOnlyStoredCopies promotes a disk hit
+// into memory, then one that the memory tier does not keep. The metric used
+// to count every promotion whose Commit returned, though the memory tier's
+// admission policy may drop the object. (Which objects the policy drops
+// depends on hit counts it gathers in the background, and under the race
+// detector not at all; a closed memory tier drops every object.)
+func TestTieredPromotionMetricCountsOnlyStoredCopies(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	ts := newTiered(t, "", storage.MemoryConfig{}, storage.TieredConfig{Registerer: reg})
+	promotions := func() float64 { return counter(t, reg, "outpost_tiered_promotions_total", "") }
+	for _, k := range []string{"first", "second"} {
+		store(t, ts.disk, meta(k, 1000), randomBody(1, 1000))
+	}
+	for range 2 {
+		mustGetBody(t, ts, "first")
+	}
+	assert.Equal(t, 1.0, promotions(), "promotions into memory")
+
+	require.NoError(t, ts.mem.Close())
+	for range 2 {
+		mustGetBody(t, ts, "second")
+	}
+	assert.Equal(t, 1.0, promotions(), "promotions after one the memory tier dropped")
+}
+
+// BenchmarkTieredMemoryHit measures hits on a working set held in memory,
+// from every core at once, through Memory alone and through Tiered (which
+// reports a sample of them to the disk's eviction policy).
+func BenchmarkTieredMemoryHit(b *testing.B) {
+	for _, name := range []string{"Memory", "Tiered"} {
+		b.Run(name, func(b *testing.B) {
+			ts := newTiered(b, "", storage.MemoryConfig{}, storage.TieredConfig{})
+			var tier storage.Tier = ts.mem
+			if name == "Tiered" {
+				tier = ts.Tiered
+			}
+			keys := make([]string, 1024)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("https://example.com/assets/img/%d.png?v=abcdef", i)
+				store(b, tier, meta(keys[i], 100), make([]byte, 100))
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for i := 0; pb.Next(); i++ {
+					o, err := tier.Get(ctx, keys[i%len(keys)])
+					if err != nil {
+						b.Fatal(err)
+					}
+					o.Close()
+				}
+			})
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -60,7 +61,7 @@ func (w *tieredWriter) Write(p []byte) (int, error) {
 		if err != nil {
 			s.dead, w.err = true, err
 			if s == &w.disk {
-				w.t.diskResult(err)
+				w.t.diskFailed(err)
 			}
 			w.pickSource()
 		}
@@ -93,7 +94,14 @@ func (w *tieredWriter) ReadAt(p []byte, off int64) (int, error) {
 
 // Commit commits every side still writing. It succeeds when one does, and
 // then removes the key from a tier that did not take the new body, so the
-// tier cannot serve the version this one replaces.
+// tier cannot serve the version this one replaces; when that tier is the
+// disk and the removal fails, the key's disk copy is set aside as stale
+// (see tiered_stale.go), and Commit fails only if it cannot be, having
+// removed the new body from memory again.
+//
+// The disk side commits first, and memory's side is settled after, under
+// the key's generation stripe (see Tiered.settle), so a promotion of the
+// version this one replaces cannot land in memory after it.
 func (w *tieredWriter) Commit() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -101,35 +109,48 @@ func (w *tieredWriter) Commit() error {
 		return ErrClosed
 	}
 	w.state = writerAborted
-	var first error
-	for _, s := range []*side{&w.mem, &w.disk} {
-		switch {
-		case s.live():
-			err := s.w.Commit()
-			if s == &w.disk {
-				w.t.diskResult(err)
-			}
-			s.committed = err == nil
-			if err != nil && first == nil {
-				first = err
-			}
-		case s.w != nil:
-			s.w.Abort()
+	t, ctx := w.t, context.Background()
+	var derr, merr error
+	switch {
+	case w.disk.live():
+		derr = w.disk.w.Commit()
+		if w.disk.committed = derr == nil; w.disk.committed {
+			t.diskWrote()
+		} else {
+			t.diskFailed(derr)
 		}
+	case w.disk.w != nil:
+		w.disk.w.Abort()
 	}
-	if !w.mem.committed && !w.disk.committed {
-		if first == nil {
-			first = w.err // no side was left to commit
+	var err error
+	t.settle(w.key, func() {
+		switch {
+		case w.mem.live():
+			merr = w.mem.w.Commit()
+			w.mem.committed = merr == nil
+		case w.mem.w != nil:
+			w.mem.w.Abort()
 		}
-		return first
+		if w.disk.committed {
+			t.stale.remove(w.key) // the new file replaced any stale one
+		}
+		switch {
+		case !w.mem.committed && !w.disk.committed:
+			err = cmp.Or(merr, derr, w.err) // w.err: no side was left to commit
+		case !w.mem.committed:
+			t.mem.Delete(ctx, w.key) // an older version
+		case !w.disk.committed:
+			if err = t.dropOlderDiskCopy(ctx, w.key); err != nil {
+				t.mem.Delete(ctx, w.key)
+			}
+		}
+	})
+	if err != nil {
+		return err
 	}
 	w.state = writerCommitted
-	ctx := context.Background()
-	if !w.mem.committed {
-		w.t.mem.Delete(ctx, w.key)
-	}
-	if !w.disk.committed {
-		w.t.diskResult(w.t.disk.Delete(ctx, w.key))
+	if w.disk.committed {
+		t.retryStale(ctx)
 	}
 	return nil
 }

@@ -57,6 +57,7 @@ func Run(t *testing.T, h Harness) {
 		{"ReadAtRanges", testReadAtRanges},
 		{"Delete", testDelete},
 		{"Update", testUpdate},
+		{"UpdateAfterDelete", testUpdateAfterDelete},
 		{"Walk", testWalk},
 		{"Concurrent", testConcurrent},
 		{"Reopen", testReopen},
@@ -552,6 +553,20 @@ func testUpdate(t *testing.T, h Harness) {
 		t.Errorf("Update of a missing key = %v, want ErrNotFound", err)
 	}
 	wantNotFound(t, tier, "missing")
+}
+
+// testUpdateAfterDelete checks that an Update (a 304 refresh) arriving
+// after a Delete (a purge) does not bring the object back.
+func testUpdateAfterDelete(t *testing.T, h Harness) {
+	tier := h.New(t)
+	store(t, tier, sampleMeta("ud", 10), body(20, 10))
+	if err := tier.Delete(ctx, "ud"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tier.Update(ctx, sampleMeta("ud", 10)); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Update after Delete = %v, want ErrNotFound", err)
+	}
+	wantNotFound(t, tier, "ud")
 }
 
 func testWalk(t *testing.T, h Harness) {
