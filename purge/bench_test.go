@@ -100,6 +100,25 @@ func BenchmarkCheck(b *testing.B) {
 	})
 }
 
+// BenchmarkNewest measures the query the edge makes before a refetch.
+func BenchmarkNewest(b *testing.B) {
+	const u = "http://static3.example.com/img/2026/03/photo-1234.jpg?w=640"
+	for _, n := range []int{0, 10_000} {
+		b.Run(fmt.Sprintf("%d-bans", n), func(b *testing.B) {
+			ix := newIndex(b, newClock(), Config{})
+			if n > 0 {
+				addMixedBans(b, ix, n)
+				_, ok := ix.Newest(u)
+				require.True(b, ok)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				ix.Newest(u)
+			}
+		})
+	}
+}
+
 // fillMemory stores n small objects under http://a.test/img/ in a memory
 // tier, fetched an hour before clk's time.
 func fillMemory(b *testing.B, n int, clk *clock) *storage.Memory {

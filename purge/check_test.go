@@ -252,3 +252,152 @@ func TestClosedIndexRefusesPurges(t *testing.T) {
 	assert.ErrorIs(t, err, ErrClosed)
 	assert.NoError(t, ix.Close(), "a second Close")
 }
+
+func TestCheckComparesTheEarlierOfRequestAndResponseTime(t *testing.T) {
+	const u = "http://a.test/x"
+	// Offsets from the ban's time; noTime leaves the field zero.
+	const noTime = time.Duration(1<<63 - 1)
+	tests := []struct {
+		name         string
+		giveRequest  time.Duration
+		giveResponse time.Duration
+		giveAge      time.Duration
+		wantBanned   bool
+	}{
+		{name: "both before", giveRequest: -2 * time.Second, giveResponse: -time.Second, wantBanned: true},
+		{name: "request before, response after", giveRequest: -time.Second, giveResponse: time.Second, wantBanned: true},
+		{name: "request at the ban", giveRequest: 0, giveResponse: time.Second},
+		{name: "both after", giveRequest: time.Second, giveResponse: 2 * time.Second},
+		{name: "no request time, response before", giveRequest: noTime, giveResponse: -time.Second, wantBanned: true},
+		{name: "no request time, response after", giveRequest: noTime, giveResponse: time.Second},
+		{name: "request time after response time", giveRequest: 2 * time.Second, giveResponse: -time.Second, wantBanned: true},
+		{name: "no response time", giveRequest: time.Second, giveResponse: noTime, wantBanned: true},
+		// An origin behind another cache sends Age on every response: a
+		// refetch dated back by it would be banned again, forever.
+		{name: "age is not subtracted", giveRequest: time.Second, giveResponse: 2 * time.Second, giveAge: time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			ix := newIndex(t, clk, Config{})
+			rec := mustPurge(t, ix, Request{URLs: []string{u}})
+			at := func(d time.Duration) time.Time {
+				if d == noTime {
+					return time.Time{}
+				}
+				return rec.Time.Add(d)
+			}
+			m := &storage.Meta{URL: u, RequestTime: at(tt.giveRequest), ResponseTime: at(tt.giveResponse), InitialAge: tt.giveAge}
+			_, _, banned := ix.Check(m)
+			assert.Equal(t, tt.wantBanned, banned, "Check(request %v, response %v after the ban)", tt.giveRequest, tt.giveResponse)
+		})
+	}
+}
+
+func TestCheckSoftBanOnObjectWithoutTimesIsSoft(t *testing.T) {
+	ix := newIndex(t, newClock(), Config{})
+	rec := mustPurge(t, ix, Request{Tags: []string{"t"}, Soft: true})
+	at, soft, banned := ix.Check(&storage.Meta{URL: "http://a.test/", Tags: []string{"t"}})
+	assert.True(t, banned, "banned")
+	assert.True(t, soft, "an entry's empty hard side made a soft ban hard")
+	assert.True(t, at.Equal(rec.Time), "at = %v, want %v", at, rec.Time)
+}
+
+func TestNewest(t *testing.T) {
+	const u = "http://static.example.com/img/a.png?w=1"
+	tests := []struct {
+		name    string
+		give    []Request // issued a minute apart
+		giveURL string
+		wantAt  int // index into give; -1 for none
+	}{
+		{name: "no bans", giveURL: u, wantAt: -1},
+		{name: "url", give: []Request{{URLs: []string{u}}}, giveURL: u, wantAt: 0},
+		{name: "url soft", give: []Request{{URLs: []string{u}, Soft: true}}, giveURL: u, wantAt: 0},
+		{name: "other url", give: []Request{{URLs: []string{u + "0"}}}, giveURL: u, wantAt: -1},
+		{name: "prefix", give: []Request{{Prefixes: []string{"http://static.example.com/img/a"}}}, giveURL: u, wantAt: 0},
+		{name: "prefix of another", give: []Request{{Prefixes: []string{"http://static.example.com/img/b"}}}, giveURL: u, wantAt: -1},
+		{name: "host", give: []Request{{Hosts: []string{"static.example.com"}}}, giveURL: u, wantAt: 0},
+		{name: "host any port", give: []Request{{Hosts: []string{"static.example.com"}}}, giveURL: "https://static.example.com:8443/", wantAt: 0},
+		{name: "all", give: []Request{{All: true}}, giveURL: u, wantAt: 0},
+		{name: "tag is not known before the response", give: []Request{{Tags: []string{"t"}}}, giveURL: u, wantAt: -1},
+		{name: "newest of several", give: []Request{{URLs: []string{u}}, {Hosts: []string{"static.example.com"}, Soft: true}, {Tags: []string{"t"}}}, giveURL: u, wantAt: 1},
+		{name: "empty url: only bans on everything", give: []Request{{All: true}, {Hosts: []string{"static.example.com"}}}, giveURL: "", wantAt: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			ix := newIndex(t, clk, Config{})
+			var recs []Record
+			for _, req := range tt.give {
+				recs = append(recs, mustPurge(t, ix, req))
+				clk.Advance(time.Minute)
+			}
+			at, ok := ix.Newest(tt.giveURL)
+			if tt.wantAt < 0 {
+				assert.False(t, ok, "Newest(%q) after %+v", tt.giveURL, tt.give)
+				assert.True(t, at.IsZero(), "at = %v for no ban", at)
+				return
+			}
+			assert.True(t, ok, "Newest(%q) after %+v", tt.giveURL, tt.give)
+			assert.True(t, at.Equal(recs[tt.wantAt].Time), "Newest(%q) = %v, want %v", tt.giveURL, at, recs[tt.wantAt].Time)
+		})
+	}
+}
+
+func TestNewestForgetsRetiredBans(t *testing.T) {
+	clk := newClock()
+	ix := newIndex(t, clk, Config{CommitDelay: time.Minute})
+	mustPurge(t, ix, Request{Prefixes: []string{"http://a.test/"}})
+	_, ok := ix.Newest("http://a.test/x")
+	require.True(t, ok)
+	clk.Advance(time.Minute)
+	require.NoError(t, ix.Sweep(context.Background()))
+	require.Zero(t, ix.Len())
+	_, ok = ix.Newest("http://a.test/x")
+	assert.False(t, ok, "a retired ban")
+}
+
+func TestNewestAllocatesNothing(t *testing.T) {
+	ix := newIndex(t, newClock(), Config{})
+	const u = "http://static.example.com/img/a.png?x=1"
+	assert.Zero(t, testing.AllocsPerRun(100, func() { ix.Newest(u) }), "no bans")
+	mustPurge(t, ix, Request{
+		URLs:     []string{u},
+		Prefixes: []string{"http://static.example.com/img/", "http://static.example.com/img/a"},
+		Tags:     []string{"t1"},
+		Hosts:    []string{"static.example.com"},
+		All:      true,
+	})
+	_, ok := ix.Newest(u)
+	require.True(t, ok)
+	assert.Zero(t, testing.AllocsPerRun(100, func() { ix.Newest(u) }))
+}
+
+func TestPurgeTimeNeverGoesBackwards(t *testing.T) {
+	clk := newClock()
+	ix := newIndex(t, clk, Config{Dir: t.TempDir()})
+	// Fetched, then purged by tag; then the clock steps back a minute.
+	fetched := &storage.Meta{URL: "http://a.test/x", ResponseTime: clk.Now().Add(-30 * time.Second)}
+	first := mustPurge(t, ix, Request{Tags: []string{"first"}})
+	clk.Advance(-time.Minute)
+
+	second := mustPurge(t, ix, Request{URLs: []string{fetched.URL}})
+	assert.True(t, second.Time.Equal(first.Time), "second purge at %v, first at %v", second.Time, first.Time)
+	_, _, banned := ix.Check(fetched)
+	assert.True(t, banned, "an object fetched before the second purge, stamped before the step")
+
+	// A purge taken from the fleet counts, across a restart too.
+	applied := Record{ID: "remote", Time: clk.Advance(time.Hour), Bans: []Ban{{Kind: KindTag, Value: "remote"}}}
+	_, err := ix.Apply(context.Background(), applied)
+	require.NoError(t, err)
+	clk.Advance(-time.Hour)
+	ix = reopen(t, ix)
+	third := mustPurge(t, ix, Request{Tags: []string{"third"}})
+	assert.True(t, third.Time.Equal(applied.Time), "third purge at %v, after one applied at %v", third.Time, applied.Time)
+
+	// Once the clock is past them, purges take its time again.
+	clk.Advance(2 * time.Hour)
+	fourth := mustPurge(t, ix, Request{Tags: []string{"fourth"}})
+	assert.True(t, fourth.Time.Equal(clk.Now()), "fourth purge at %v, now %v", fourth.Time, clk.Now())
+}

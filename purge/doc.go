@@ -7,15 +7,18 @@
 // prefixes, surrogate keys (tags), hosts, or everything; hard or soft.
 // Accepting one costs nothing in the number of cached objects: the bans are
 // appended to a durable log and added to an in-memory index. A stored object
-// is banned when a ban matches it and is newer than the object (its
-// storage.Meta.ResponseTime), so anything fetched after a purge is never
-// affected by it.
+// is banned when a ban matches it and is newer than the object (the earlier
+// of its storage.Meta.RequestTime and ResponseTime: when the request that
+// fetched it left), so anything fetched after a purge is never affected by
+// it, and a response that was on its way when the purge came is.
 //
 // Index.Check is what the edge calls on every lookup. The index keeps, for
 // each target (a URL, tag, host, prefix, or everything), only the newest hard
 // and the newest soft ban, so a lookup is a handful of map loads that never
 // scan the ban list, whatever its length, and allocate nothing. With no bans
-// it is one atomic load.
+// it is one atomic load. Index.Newest, as cheap, is what the edge asks before
+// a refetch: the newest purge of a URL, so that it can ask the tier above
+// (a shield that may not have applied the purge yet) for a copy no older.
 //
 // Index.Run walks the storage tier in the background (storage.Walker): it
 // deletes the objects hard bans match and retires bans no stored object

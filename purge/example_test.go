@@ -69,3 +69,38 @@ func Example() {
 	// banned: true soft: true
 	// fresh copy banned: false
 }
+
+func ExampleIndex_Newest() {
+	tier, err := storage.NewMemory(storage.MemoryConfig{})
+	if err != nil {
+		panic(err)
+	}
+	defer tier.Close()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ix, err := purge.New(purge.Config{
+		Canonicalize: func(raw string) (string, error) { return raw, nil },
+		Tier:         tier,
+		Now:          func() time.Time { return now },
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer ix.Close()
+	ctx := context.Background()
+	if _, err := ix.Purge(ctx, purge.Request{Prefixes: []string{"http://static.example.com/img/"}}); err != nil {
+		panic(err)
+	}
+
+	// A minute and a half later the edge refetches a purged object. Its
+	// shield may not have applied the purge yet, so the edge asks it for a
+	// copy no older than the purge.
+	now = now.Add(90 * time.Second)
+	if at, ok := ix.Newest("http://static.example.com/img/a.png"); ok {
+		fmt.Printf("Cache-Control: max-age=%d\n", int(now.Sub(at).Seconds()))
+	}
+	_, ok := ix.Newest("http://static.example.com/css/site.css")
+	fmt.Println("other path purged:", ok)
+	// Output:
+	// Cache-Control: max-age=90
+	// other path purged: false
+}

@@ -41,12 +41,12 @@ type Config struct {
 	// tier. Zero means 1 minute.
 	Interval time.Duration
 	// CommitDelay bounds how long a tier write can be in flight: from the
-	// moment its metadata was obtained (a response received, or an object
-	// read from a lower tier and checked against the bans) to its Commit.
-	// An object a walk did not list may be committed later with an older
-	// ResponseTime only within it, so a ban retires only after a walk that
-	// began CommitDelay after the ban. Set it to the edge's fill timeout.
-	// Zero means 10 minutes.
+	// moment its metadata was obtained (a request sent to the origin, or an
+	// object read from a lower tier and checked against the bans) to its
+	// Commit. An object a walk did not list may be committed later with an
+	// older time (RequestTime or ResponseTime) only within it, so a ban
+	// retires only after a walk that began CommitDelay after the ban. Set it
+	// to the edge's fill timeout. Zero means 10 minutes.
 	CommitDelay time.Duration
 	// SoftTTL is how long objects a soft ban matches may stay stored, to be
 	// served stale and revalidated; after it the sweeper removes those
@@ -64,7 +64,18 @@ type Config struct {
 	// Logger receives what the sweeper cannot report otherwise (walk and
 	// log failures). Nil means nothing is logged.
 	Logger *slog.Logger
-	// Now is the clock. Nil means time.Now.
+	// Now is the clock. Nil means time.Now. Ban times come from it, and
+	// Check compares them with the times the edge stamped on objects
+	// (storage.Meta.RequestTime and ResponseTime), possibly before a
+	// restart, and with the times of purges other nodes issued (Apply). So
+	// it must be the wall clock the edge stamps objects with, kept close to
+	// true time across the fleet (NTP). Where clocks disagree, a ban misses
+	// an object fetched before it but stamped later (by a clock ahead of the
+	// ban's), and bans one fetched after it but stamped earlier (by a clock
+	// behind), which costs a refetch. As cheap insurance against a
+	// backwards step of this clock between two purges, Purge never issues a
+	// time earlier than the newest purge the Index has taken (issued,
+	// applied or loaded).
 	Now func() time.Time
 }
 
@@ -93,6 +104,7 @@ type Index struct {
 	records map[string]*recState // records holding at least one side, by ID
 	recent  []*recState          // ring of the last RecentSize records
 	next    int                  // where recent's next record goes
+	latest  int64                // time of the newest record taken (Unix nanoseconds)
 	closed  bool
 
 	wake    chan struct{} // a ban was added: Run reconsiders its schedule
@@ -195,7 +207,7 @@ func (ix *Index) loadLog() error {
 	if corrupt == nil {
 		return nil
 	}
-	rec := Record{ID: rand.Text(), Time: ix.now(), Bans: []Ban{{Kind: KindAll}}}
+	rec := Record{ID: rand.Text(), Bans: []Ban{{Kind: KindAll}}} // issued now, by add
 	ix.logger.Error("purge: bans log corrupt; banning everything stored before now",
 		"path", l.path, "err", corrupt, "id", rec.ID)
 	if _, _, err := ix.add(rec); err != nil {
@@ -207,9 +219,11 @@ func (ix *Index) loadLog() error {
 
 // Purge validates req as a whole, then records it as one Record issued now:
 // persisted (fsynced) when the Index has a Dir, then applied, so Check
-// reports its bans as soon as Purge returns. A request that fails
-// validation returns a *ValidationError and records nothing. The Record
-// returned has the purge's ID, time and canonical bans.
+// reports its bans as soon as Purge returns. Its time is the clock's, or
+// the newest time of a purge already taken if that is later (the clock
+// stepped back; see Config.Now). A request that fails validation returns a
+// *ValidationError and records nothing. The Record returned has the
+// purge's ID, time and canonical bans.
 func (ix *Index) Purge(ctx context.Context, req Request) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, err
@@ -218,7 +232,7 @@ func (ix *Index) Purge(ctx context.Context, req Request) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	rs, _, err := ix.add(Record{ID: rand.Text(), Time: ix.now(), Soft: req.Soft, Bans: bans})
+	rs, _, err := ix.add(Record{ID: rand.Text(), Soft: req.Soft, Bans: bans}) // issued now, by add
 	if err != nil {
 		return Record{}, err
 	}
@@ -288,8 +302,11 @@ func (ix *Index) Close() error {
 // monotonic reading.
 func (ix *Index) now() time.Time { return ix.cfg.Now().UTC().Round(0) }
 
-// add records rec, persisting it first when the Index has a log. It
-// returns false, changing nothing, when a record with rec.ID is held.
+// add records rec, persisting it first when the Index has a log. A rec
+// without a Time is issued now: at the clock's time, or at the newest time
+// taken so far if the clock has stepped back behind it, so that purges
+// issued here are never out of order. It returns false, changing nothing,
+// when a record with rec.ID is held.
 func (ix *Index) add(rec Record) (*recState, bool, error) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -298,6 +315,12 @@ func (ix *Index) add(rec Record) (*recState, bool, error) {
 	}
 	if rs, held := ix.records[rec.ID]; held {
 		return rs, false, nil
+	}
+	if rec.Time.IsZero() {
+		rec.Time = ix.now()
+		if rec.Time.UnixNano() < ix.latest {
+			rec.Time = time.Unix(0, ix.latest).UTC()
+		}
 	}
 	rs := &recState{rec: rec}
 	if ix.log != nil {
@@ -320,6 +343,7 @@ func (ix *Index) add(rec Record) (*recState, bool, error) {
 // apply adds rs's bans to the index and remembers rs. ix.mu is held.
 func (ix *Index) apply(rs *recState) {
 	at := rs.rec.Time.UnixNano()
+	ix.latest = max(ix.latest, at)
 	for _, b := range rs.rec.Bans {
 		ix.set(b, rs.rec.Soft, at, rs)
 	}

@@ -16,18 +16,29 @@ import (
 // The bans log is one file, Config.Dir/bans.log:
 //
 //	file   = magic *record
-//	magic  = "OPBANS1\n"
-//	record = length:uint32 crc:uint32 payload      (big-endian)
+//	magic  = "OPBANS2\n"
+//	record = length:uint32 crc:uint32 hcrc:uint32 payload      (big-endian)
 //
-// payload is a Record as JSON, length bytes long (1 to maxRecordLen), and
-// crc its CRC-32C (Castagnoli). A purge is acknowledged only after its
-// record has been written with one write(2) and fsynced, so a crash can
-// damage only records that were never acknowledged, and only at the end of
-// the file: a bad record that runs to the end of the file, or is followed
-// by nothing but zeros (a file extended but not written), is such a torn
-// tail and is cut off. A bad record followed by anything else is corruption
-// a crash cannot cause; the records after it cannot be found, so New bans
-// everything stored before the start instead of trusting the disk cache.
+// payload is a Record as JSON, length bytes long (1 to maxRecordLen), crc
+// its CRC-32C (Castagnoli), and hcrc the CRC-32C of length and crc. A purge
+// is acknowledged only after its record has been written with one write(2)
+// and fsynced, so a crash can damage only records that were never
+// acknowledged, and only at the end of the file: a bad record that runs
+// past the end of the file, or is followed by nothing but zeros (a file
+// extended but not written), is such a torn tail and is cut off. A bad
+// record followed by anything else is corruption a crash cannot cause; the
+// records after it cannot be found, so New bans everything stored before
+// the start instead of trusting the disk cache.
+//
+// hcrc is what makes "runs past the end" trustworthy: without it, a record
+// in the middle of the file whose length is damaged to reach past the end
+// would pass for a torn tail and silently take every later record with it.
+// A record whose header fails hcrc is torn only if nothing but zeros
+// follows the header; its length is not believed.
+//
+// Version 1 ("OPBANS1\n") had no hcrc (record = length crc payload). It is
+// still read, with its weaker rule, and the log is then rewritten as
+// version 2.
 //
 // A failed write or fsync leaves the tail unknown, so the next append first
 // rewrites the file. The file is rewritten — live records to bans.log.tmp,
@@ -40,8 +51,10 @@ import (
 // gone.
 const (
 	logName      = "bans.log"
-	logMagic     = "OPBANS1\n"
-	frameLen     = 8
+	logMagic     = "OPBANS2\n"
+	frameLen     = 12 // length, crc, hcrc
+	logMagicV1   = "OPBANS1\n"
+	frameLenV1   = 8 // length, crc
 	maxRecordLen = 64 << 20
 	// compactMin is the least garbage worth a rewrite.
 	compactMin = 64 << 10
@@ -70,7 +83,7 @@ type loadedRecord struct {
 // rewritten with the records before the corruption, and corrupt says what
 // was wrong.
 func openLog(dir string) (l *banLog, recs []loadedRecord, corrupt error, err error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, nil, fmt.Errorf("purge: Config.Dir: %w", err)
 	}
 	l = &banLog{dir: dir, path: filepath.Join(dir, logName)}
@@ -83,14 +96,17 @@ func openLog(dir string) (l *banLog, recs []loadedRecord, corrupt error, err err
 		return l, nil, nil, nil
 	case err != nil:
 		return nil, nil, nil, fmt.Errorf("purge: bans log: %w", err)
-	case !bytes.HasPrefix(data, []byte(logMagic)):
-		return nil, nil, nil, fmt.Errorf("purge: bans log %s: not an Outpost bans log (it starts %q)", l.path, data[:min(len(data), 16)])
+	case !bytes.HasPrefix(data, []byte(logMagic)) && !bytes.HasPrefix(data, []byte(logMagicV1)):
+		return nil, nil, nil, fmt.Errorf("purge: bans log %s: not an Outpost bans log of a known version (it starts %q)", l.path, data[:min(len(data), 16)])
 	}
 	recs, good, corrupt := decodeLog(data)
-	if corrupt != nil {
+	if v1 := bytes.HasPrefix(data, []byte(logMagicV1)); corrupt != nil || v1 {
 		live := make([]Record, len(recs))
 		for i, r := range recs {
 			live[i] = r.rec
+			if v1 { // its size in the rewritten file
+				recs[i].size += frameLen - frameLenV1
+			}
 		}
 		if err := l.rewrite(live); err != nil {
 			return nil, nil, nil, err
@@ -114,20 +130,24 @@ func openLog(dir string) (l *banLog, recs []loadedRecord, corrupt error, err err
 	return l, recs, nil, nil
 }
 
-// decodeLog decodes a log file's contents, magic included. It returns the
-// valid records, the length of the valid part, and, for a bad record that
-// is not a torn tail, what is wrong.
+// decodeLog decodes a log file's contents, magic included (either
+// version's). It returns the valid records, the length of the valid part,
+// and, for a bad record that is not a torn tail, what is wrong.
 func decodeLog(data []byte) (recs []loadedRecord, good int64, corrupt error) {
-	off := int64(len(logMagic))
+	flen := int64(frameLen)
+	if bytes.HasPrefix(data, []byte(logMagicV1)) {
+		flen = frameLenV1
+	}
+	off := int64(len(logMagic)) // as long as logMagicV1
 	for off < int64(len(data)) {
 		rest := data[off:]
-		r, n, err := decodeRecord(rest)
+		r, n, err := decodeRecord(rest, flen)
 		if err == nil {
 			recs = append(recs, loadedRecord{rec: r, size: n})
 			off += n
 			continue
 		}
-		if n >= int64(len(rest)) || allZero(rest) {
+		if n >= int64(len(rest)) || allZero(rest[n:]) {
 			return recs, off, nil
 		}
 		return recs, off, fmt.Errorf("bad record at offset %d, %d bytes before the end: %w", off, len(rest), err)
@@ -135,23 +155,28 @@ func decodeLog(data []byte) (recs []loadedRecord, good int64, corrupt error) {
 	return recs, off, nil
 }
 
-// decodeRecord decodes the record b starts with. It returns the record's
-// extent as its frame claims (which may pass the end of b) even when the
-// record is bad.
-func decodeRecord(b []byte) (Record, int64, error) {
-	if len(b) < frameLen {
-		return Record{}, frameLen, errors.New("short frame")
+// decodeRecord decodes the record b starts with, in a frame flen bytes long
+// (frameLen, or frameLenV1 with no header checksum). Even when the record
+// is bad it returns the extent of what may belong to it, which may pass the
+// end of b: the extent its frame claims, or just the frame when its header
+// checksum fails or its length is out of range.
+func decodeRecord(b []byte, flen int64) (Record, int64, error) {
+	if int64(len(b)) < flen {
+		return Record{}, flen, errors.New("short frame")
+	}
+	if flen == frameLen && checksum(b[:8]) != binary.BigEndian.Uint32(b[8:]) {
+		return Record{}, flen, errors.New("frame header checksum mismatch")
 	}
 	n := int64(binary.BigEndian.Uint32(b))
-	extent := frameLen + n
+	extent := flen + n
 	switch {
-	case n == 0 || n > maxRecordLen:
-		return Record{}, extent, fmt.Errorf("record length %d", n)
+	case n == 0 || n > maxRecordLen: // no writer's length: not believed
+		return Record{}, flen, fmt.Errorf("record length %d", n)
 	case extent > int64(len(b)):
 		return Record{}, extent, errors.New("record runs past the end")
 	}
-	payload := b[frameLen:extent]
-	if crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli)) != binary.BigEndian.Uint32(b[4:]) {
+	payload := b[flen:extent]
+	if checksum(payload) != binary.BigEndian.Uint32(b[4:]) {
 		return Record{}, extent, errors.New("checksum mismatch")
 	}
 	var r Record
@@ -164,7 +189,7 @@ func decodeRecord(b []byte) (Record, int64, error) {
 	return r, extent, nil
 }
 
-// appendRecord appends r's frame to b.
+// appendRecord appends r's frame to b, in the current version.
 func appendRecord(b []byte, r *Record) ([]byte, error) {
 	payload, err := json.Marshal(r)
 	if err != nil {
@@ -174,9 +199,13 @@ func appendRecord(b []byte, r *Record) ([]byte, error) {
 		return b, fmt.Errorf("record %s is %d bytes, over %d", r.ID, len(payload), maxRecordLen)
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli)))
+	b = binary.BigEndian.AppendUint32(b, checksum(payload))
+	b = binary.BigEndian.AppendUint32(b, checksum(b[len(b)-8:]))
 	return append(b, payload...), nil
 }
+
+// checksum returns the CRC-32C of b.
+func checksum(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 
 func allZero(b []byte) bool {
 	for _, c := range b {

@@ -3,6 +3,7 @@ package purge
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -73,6 +74,17 @@ func TestTornLastRecordIsIgnored(t *testing.T) {
 		{"bit flipped in the payload", func(d []byte, _ int) []byte { d[len(d)-2] ^= 0x20; return d }},
 		{"zeros after the last record", func(d []byte, _ int) []byte { return append(d, make([]byte, 300)...) }},
 		{"frame of zeros", func(d []byte, _ int) []byte { return append(d, make([]byte, frameLen)...) }},
+		{"frame half written, payload not written", func(d []byte, last int) []byte {
+			clear(d[last+6:])
+			return d
+		}},
+		{"length runs past the end", func(d []byte, last int) []byte {
+			// Rewritten with its header checksum: a write that was cut short.
+			n := binary.BigEndian.Uint32(d[last:])
+			binary.BigEndian.PutUint32(d[last:], n+100)
+			binary.BigEndian.PutUint32(d[last+8:], checksum(d[last:last+8]))
+			return d
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,6 +154,107 @@ func TestCorruptLogBansEverythingStoredBefore(t *testing.T) {
 	ix = reopen(t, ix)
 	_, _, banned = ix.Check(&storage.Meta{URL: "http://any.test/", ResponseTime: restart.Add(-time.Second)})
 	assert.True(t, banned, "the ban on everything is itself durable")
+}
+
+// TestCorruptFrameHeaderIsNotATornTail pins a bug: a damaged length that
+// made a record run past the end of the file passed for a torn tail, and
+// every later record was dropped without the ban on everything.
+func TestCorruptFrameHeaderIsNotATornTail(t *testing.T) {
+	tests := []struct {
+		name string
+		give func(data []byte, starts []int) // damages data in place
+	}{
+		{"first length runs past the end", func(d []byte, s []int) { binary.BigEndian.PutUint32(d[s[0]:], uint32(len(d))) }},
+		{"last length runs past the end", func(d []byte, s []int) { binary.BigEndian.PutUint32(d[s[2]:], uint32(len(d))) }},
+		{"middle length one byte short", func(d []byte, s []int) { d[s[1]+3]-- }},
+		{"first payload checksum", func(d []byte, s []int) { d[s[0]+5] ^= 0x10 }},
+		{"last header checksum", func(d []byte, s []int) { d[s[2]+9] ^= 0x01 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			dir := t.TempDir()
+			ix := newIndex(t, clk, Config{Dir: dir})
+			var starts []int
+			for _, tag := range []string{"first", "second", "third"} {
+				starts = append(starts, int(ix.log.size))
+				mustPurge(t, ix, Request{Tags: []string{tag}})
+			}
+			require.NoError(t, ix.Close())
+			path := filepath.Join(dir, logName)
+			data, err := os.ReadFile(path)
+			require.NoError(t, err)
+			tt.give(data, starts)
+			require.NoError(t, os.WriteFile(path, data, 0o600))
+
+			var logged bytes.Buffer
+			cfg := ix.cfg
+			cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+			restart := clk.Advance(time.Minute)
+			ix, err = New(cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { ix.Close() })
+			assert.Contains(t, logged.String(), "bans log corrupt")
+			at, soft, banned := ix.Check(&storage.Meta{URL: "http://any.test/", ResponseTime: restart.Add(-time.Second)})
+			assert.True(t, banned && !soft && at.Equal(restart), "everything stored before the restart is banned")
+		})
+	}
+}
+
+// appendRecordV1 appends r's frame to b as version 1 of the log wrote it.
+func appendRecordV1(b []byte, r *Record) []byte {
+	payload, err := json.Marshal(r)
+	if err != nil {
+		panic(err)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+	b = binary.BigEndian.AppendUint32(b, checksum(payload))
+	return append(b, payload...)
+}
+
+func TestVersion1LogIsReadAndRewritten(t *testing.T) {
+	clk := newClock()
+	dir := t.TempDir()
+	first := Record{ID: "one", Time: clk.Now().Add(-time.Minute), Bans: []Ban{{Kind: KindTag, Value: "first"}}}
+	second := Record{ID: "two", Time: clk.Now(), Soft: true, Bans: []Ban{{Kind: KindURL, Value: "http://a.test/x"}}}
+	data := []byte(logMagicV1)
+	data = appendRecordV1(data, &first)
+	data = appendRecordV1(data, &second)
+	data = append(data, 0, 0, 0, 40, 1, 2) // a torn tail
+	require.NoError(t, os.WriteFile(filepath.Join(dir, logName), data, 0o600))
+
+	ix := newIndex(t, clk, Config{Dir: dir})
+	check := func(ix *Index, wantLen int) {
+		t.Helper()
+		for _, rec := range []Record{first, second} {
+			m := &storage.Meta{URL: rec.Bans[0].Value, Tags: []string{rec.Bans[0].Value}, ResponseTime: rec.Time.Add(-time.Second)}
+			at, soft, banned := ix.Check(m)
+			assert.True(t, banned && soft == rec.Soft && at.Equal(rec.Time), "record %s: at %v soft %v banned %v", rec.ID, at, soft, banned)
+		}
+		assert.Equal(t, wantLen, ix.Len())
+	}
+	check(ix, 2)
+	got, err := os.ReadFile(filepath.Join(dir, logName))
+	require.NoError(t, err)
+	assert.True(t, bytes.HasPrefix(got, []byte(logMagic)), "rewritten as version 2: %q", got[:len(logMagic)])
+	assert.Equal(t, int64(len(got)), ix.log.size, "log size")
+	var held int64
+	for _, rs := range ix.records {
+		held += rs.size
+	}
+	assert.Equal(t, ix.log.size-int64(len(logMagic)), held, "records' sizes in the rewritten log")
+
+	mustPurge(t, ix, Request{Tags: []string{"third"}})
+	ix = reopen(t, ix)
+	check(ix, 3)
+}
+
+func TestLogDirIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	newIndex(t, newClock(), Config{Dir: dir})
+	info, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), info.Mode().Perm(), "mode of %s", dir)
 }
 
 func TestCompactionKeepsLiveBans(t *testing.T) {
@@ -216,8 +329,9 @@ func FuzzDecodeLog(f *testing.F) {
 		f.Add(bytes.Clone(b))
 	}
 	f.Add(append(bytes.Clone(b), 0, 0, 0, 9))
+	f.Add(appendRecordV1([]byte(logMagicV1), &Record{ID: "c", Time: time.Unix(3, 0), Bans: []Ban{{Kind: KindHost, Value: "a.test"}}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if !bytes.HasPrefix(data, []byte(logMagic)) {
+		if !bytes.HasPrefix(data, []byte(logMagic)) && !bytes.HasPrefix(data, []byte(logMagicV1)) {
 			data = append([]byte(logMagic), data...)
 		}
 		recs, good, _ := decodeLog(data)

@@ -1,7 +1,6 @@
 package purge
 
 import (
-	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -42,7 +41,7 @@ func (e *entry) side(soft bool) *side {
 
 // match accumulates the bans that match one object.
 type match struct {
-	rt     int64 // the object's ResponseTime in Unix nanoseconds
+	rt     int64 // the object's time (objectTime) in Unix nanoseconds
 	newest int64 // time of the newest ban that matched; zero if none
 	hard   bool  // whether a hard ban matched
 	// collect makes add record matching entries in entries (the sweeper);
@@ -53,10 +52,11 @@ type match struct {
 
 // reset prepares mt for the object m, keeping the entries' storage.
 func (mt *match) reset(m *storage.Meta) {
-	*mt = match{rt: unixNano(m.ResponseTime), collect: mt.collect, entries: mt.entries[:0]}
+	*mt = match{rt: objectTime(m), collect: mt.collect, entries: mt.entries[:0]}
 }
 
-// add accounts for e's bans that are newer than the object.
+// add accounts for e's bans that are newer than the object. rt is never
+// negative, so a side without a ban (time zero) never counts.
 func (mt *match) add(e *entry) {
 	if e == nil {
 		return
@@ -74,14 +74,20 @@ func (mt *match) add(e *entry) {
 }
 
 // Check reports whether the object m describes is banned: banned is true
-// when at least one ban matches m and was issued after m.ResponseTime (an
-// object fetched or revalidated at or after a ban's time is not matched).
-// Then at is the time of the newest matching ban, and soft is true only when
-// every matching ban is soft: a hard ban is never weakened by a later soft
-// one. A hard ban means the object must be treated as absent; a soft one
-// that it is stale (it may be served under stale-while-revalidate or
-// stale-if-error while it is refetched). A zero ResponseTime is older than
+// when at least one ban matches m and was issued after the object's time,
+// the earlier of m.RequestTime and m.ResponseTime (objectTime), so an object
+// whose request left at or after a ban's time is not matched, and one whose
+// request left before it is, even if its response arrived after. Then at is
+// the time of the newest matching ban, and soft is true only when every
+// matching ban is soft: a hard ban is never weakened by a later soft one. A
+// hard ban means the object must be treated as absent; a soft one that it is
+// stale (it may be served under stale-while-revalidate or stale-if-error
+// while it is refetched). An object with a zero ResponseTime is older than
 // every ban.
+//
+// Ban times and object times are wall-clock times from different calls to
+// the clock, possibly on different nodes and before a restart; see
+// Config.Now for what that assumes.
 //
 // Check is safe for concurrent use, takes no locks and allocates nothing
 // (unless m.URL's host has capitals, which a canonical URL's has not). Its
@@ -93,39 +99,62 @@ func (ix *Index) Check(m *storage.Meta) (at time.Time, soft bool, banned bool) {
 	if kinds == 0 || m == nil {
 		return time.Time{}, false, false
 	}
-	mt := match{rt: unixNano(m.ResponseTime)}
-	ix.lookup(kinds, m, &mt)
+	mt := match{rt: objectTime(m)}
+	ix.lookup(kinds, m.URL, m.Tags, &mt)
 	if mt.newest == 0 {
 		return time.Time{}, false, false
 	}
 	return time.Unix(0, mt.newest), !mt.hard, true
 }
 
-// lookup adds to mt every entry that may match m, for the kinds whose bits
-// are set in kinds.
-func (ix *Index) lookup(kinds uint32, m *storage.Meta, mt *match) {
+// Newest returns the time of the newest active ban, hard or soft, that
+// matches every object whose Meta.URL is url: a ban on url itself, on a
+// prefix of it, on its host, or on everything. ok is false when there is
+// none. Tag bans are not considered: an object's tags come from its
+// response, which is not known yet when Newest is asked.
+//
+// The edge asks it before a refetch, so that a purge reaches through a tier
+// above that has not applied it yet: the refetch asks that tier for a copy
+// no older than the purge (Cache-Control: max-age=<seconds since at>;
+// DESIGN "Purges across a fleet"). A ban that has retired is not reported.
+//
+// Newest is safe for concurrent use and costs what Check does: it takes no
+// locks and allocates nothing (unless url's host has capitals).
+func (ix *Index) Newest(url string) (at time.Time, ok bool) {
+	kinds := ix.kinds.Load() &^ kindBit(KindTag)
+	if kinds == 0 {
+		return time.Time{}, false
+	}
+	mt := match{} // an object time of zero: older than every ban
+	ix.lookup(kinds, url, nil, &mt)
+	if mt.newest == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, mt.newest), true
+}
+
+// lookup adds to mt every entry that may match an object with URL u and
+// tags, for the kinds whose bits are set in kinds.
+func (ix *Index) lookup(kinds uint32, u string, tags []string, mt *match) {
 	if kinds&kindBit(KindAll) != 0 {
 		mt.add(ix.load(KindAll, ""))
 	}
-	if m.URL == "" {
-		if kinds&kindBit(KindTag) != 0 {
-			ix.lookupTags(m.Tags, mt)
-		}
+	if kinds&kindBit(KindTag) != 0 {
+		ix.lookupTags(tags, mt)
+	}
+	if u == "" {
 		return
 	}
 	if kinds&kindBit(KindURL) != 0 {
-		mt.add(ix.load(KindURL, m.URL))
-	}
-	if kinds&kindBit(KindTag) != 0 {
-		ix.lookupTags(m.Tags, mt)
+		mt.add(ix.load(KindURL, u))
 	}
 	if kinds&kindBit(KindHost) != 0 {
-		if h, ok := urlHost(m.URL); ok {
+		if h, ok := urlHost(u); ok {
 			mt.add(ix.load(KindHost, h))
 		}
 	}
 	if kinds&kindBit(KindPrefix) != 0 {
-		ix.lookupPrefixes(m.URL, mt)
+		ix.lookupPrefixes(u, mt)
 	}
 }
 
@@ -216,11 +245,32 @@ func (fs *floorSet) with(n, delta int) *floorSet {
 // kindBit is k's bit in Index.kinds.
 func kindBit(k Kind) uint32 { return 1 << k }
 
-// unixNano returns t in Unix nanoseconds; the zero Time is older than every
-// ban.
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return math.MinInt64
+// objectTime returns the time bans are compared with for the object m
+// describes, in Unix nanoseconds: the earlier of its RequestTime and
+// ResponseTime (RFC 9111 §4.2.3), or ResponseTime alone when RequestTime is
+// zero (metadata stored before RequestTime was recorded). A zero
+// ResponseTime is older than every ban. A response whose
+// request left before a purge may have been generated before it, however
+// late it arrived, so it must be banned; one whose request left after the
+// purge was generated after it (by an origin that had the purged content
+// replaced first, as a purge presumes).
+//
+// InitialAge is deliberately not subtracted, though it says the response
+// was generated earlier still: an origin behind another cache (a CDN, a
+// shield, a Varnish) sends Age on every response, so every refetch after a
+// purge would be dated before the purge and banned again — a refetch loop.
+// A copy an upstream cache stored before the purge is kept out another way:
+// the refetch asks upstream for a copy no older than the purge (Newest).
+//
+// A zero time, or one before 1970, counts as 0: older than every ban (a
+// ban's time is positive), yet not older than an entry's empty side.
+func objectTime(m *storage.Meta) int64 {
+	t := m.ResponseTime
+	if rq := m.RequestTime; !rq.IsZero() && rq.Before(t) {
+		t = rq
+	}
+	if t.IsZero() || t.Unix() < 0 {
+		return 0
 	}
 	return t.UnixNano()
 }

@@ -72,11 +72,10 @@ func (ix *Index) Run(ctx context.Context) error {
 }
 
 // Sweep walks the tier once. It deletes every object a hard ban matches
-// (and every object a soft ban older than SoftTTL matches), checking the
-// object stored under the key again just before, so that a copy fetched
-// since the walk listed the old one survives. If the walk completes, every
-// ban that was issued at least CommitDelay before the walk started, and
-// matched no object the walk left stored, retires; the log is then
+// (and every object a soft ban older than SoftTTL matches), deciding from
+// the metadata the walk lists. If the walk completes, every ban that was
+// issued at least CommitDelay before the walk started, and matched no
+// object the walk left stored or failed to delete, retires; the log is then
 // compacted if most of it has become garbage.
 //
 // Sweep returns an error when the walk did not complete (nothing retires)
@@ -195,30 +194,19 @@ func (sw *sweeper) visit(ctx context.Context, m *storage.Meta) {
 		sw.leave()
 		return
 	}
-	// The walk may have listed an object since replaced by a fresh copy:
-	// decide on the object stored now.
-	tier := sw.ix.cfg.Tier
-	obj, err := tier.Get(ctx, m.Key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return
-	}
-	if err != nil {
+	// Delete on the walked metadata alone, without reading the object back
+	// first. A read is no check: on a storage.Tiered, Get promotes a disk
+	// object into memory just before it is deleted, and while the disk is
+	// degraded it answers ErrNotFound for an object still on the disk, which
+	// would pass for "already gone" and retire the ban. Only Delete's own
+	// answer tells. The price: a fresh copy committed under the key since
+	// the walk listed the old one is deleted too, which costs a refetch,
+	// never a stale answer.
+	if err := sw.ix.cfg.Tier.Delete(ctx, m.Key); err != nil {
 		sw.fail(err)
 		return
 	}
-	hit := sw.matches(obj.Meta())
-	obj.Close()
-	switch {
-	case !hit:
-	case !sw.deletable():
-		sw.leave()
-	default:
-		if err := tier.Delete(ctx, m.Key); err != nil {
-			sw.fail(err)
-			return
-		}
-		sw.credit()
-	}
+	sw.credit()
 }
 
 // matches looks m up, leaving the bans that match it in sw.mt.
@@ -228,7 +216,7 @@ func (sw *sweeper) matches(m *storage.Meta) bool {
 		return false
 	}
 	sw.mt.reset(m)
-	sw.ix.lookup(kinds, m, &sw.mt)
+	sw.ix.lookup(kinds, m.URL, m.Tags, &sw.mt)
 	return sw.mt.newest != 0
 }
 
@@ -268,7 +256,7 @@ func (sw *sweeper) leave() {
 	}
 }
 
-// fail notes a failed check or deletion: the object may still be stored.
+// fail notes a failed deletion: the object may still be stored.
 func (sw *sweeper) fail(err error) {
 	sw.leave()
 	sw.failed++
