@@ -35,7 +35,8 @@ type HandlerConfig struct {
 // malformed, has an unknown field, is too large, or asks for an invalid or
 // empty purge gets 400 with {"error": "..."} saying why, and nothing is
 // purged; another method gets 405; a closed Index 503; a failure to record
-// the purge 500.
+// the purge 500. A purge recorded here that the fleet's Bus did not
+// acknowledge (*PublishError) gets 200 with a "warning" beside the Result.
 // Content-Type is not checked, so `curl -d` works. The handler does not look
 // at the path (mount it at /purge) nor at credentials (wrap it in
 // RequireToken). It is safe for concurrent use.
@@ -81,6 +82,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if errors.Is(err, ErrClosed) {
 		writeError(w, http.StatusServiceUnavailable, "the node is shutting down")
+		return
+	}
+	if pe, ok := errors.AsType[*PublishError](err); ok {
+		h.logger.Warn("purge: in force here but not published to the fleet", "id", pe.ID, "queued", pe.Queued, "err", pe.Err)
+		warning := "in force on this node only: the purge bus did not acknowledge it; it is queued and retried (see the node's log)"
+		if !pe.Queued {
+			warning = "in force on this node only: the purge bus did not acknowledge it and its queue is full; purge again once the bus is back"
+		}
+		writeJSON(w, http.StatusOK, warnedResult{Result{ID: rec.ID, Bans: len(rec.Bans), Purged: rec.Purged}, warning})
 		return
 	}
 	if err != nil {
@@ -145,6 +155,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// warnedResult is the body of a 200 answer for a purge in force on this
+// node that its Purger could not pass on to the fleet (*PublishError).
+type warnedResult struct {
+	Result
+	Warning string `json:"warning"`
 }
 
 // errorBody is the body of every error answer.
