@@ -48,6 +48,11 @@ func (h *Handler) decide(in respInput, resp *http.Response) decision {
 		hdr["Date"] = []string{in.respTime.UTC().Format(http.TimeFormat)}
 	}
 	life, explicit, heuristic := h.lifetimeOf(cc, hdr, resp.StatusCode, date)
+	if !explicit && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone) && h.cfg.NegativeTTL > life {
+		// The operator's floor for negative caching (404 and 410 are
+		// cacheable by default, RFC 9110 §15.1).
+		life, heuristic = h.cfg.NegativeTTL, true
+	}
 	_, hasETag := hdr["Etag"]
 	_, hasLM := hdr["Last-Modified"]
 

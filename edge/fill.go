@@ -193,6 +193,10 @@ func (h *Handler) runFill(fl *fill) {
 		f.finish(err)
 		return
 	}
+	if w != nil && h.purgedMeanwhile(&d.meta) {
+		w.Abort() // the followers still read the body from w
+		w = nil
+	}
 	if w != nil {
 		if err := w.Commit(); err != nil {
 			h.log.Warn("commit failed", "key", d.meta.Key, "err", err)
@@ -279,6 +283,19 @@ func (h *Handler) handOff(fl *fill, pr *privateResponse, res flightResult) {
 	h.leaveTable(fl)
 	f.publish(res)
 	f.finish(nil)
+}
+
+// purgedMeanwhile reports whether a hard purge issued after the response's
+// request left (the bans compare with its RequestTime) matches it: such a
+// response may predate the purge and is passed on but not stored. Checking
+// at commit, not only at lookup, closes the window of a fill that outlives
+// the purge index's sweep.
+func (h *Handler) purgedMeanwhile(m *storage.Meta) bool {
+	if h.cfg.Bans == nil {
+		return false
+	}
+	_, soft, banned := h.cfg.Bans.Check(m)
+	return banned && !soft
 }
 
 // leaveTable takes a fill's flight out of the flight table, so requests

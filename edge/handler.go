@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,11 @@ type Config struct {
 	// disconnected cache, unless the response forbids serving it stale.
 	// Zero means 1h; negative turns it off.
 	StaleIfUnreachable time.Duration
+	// NegativeTTL is the least freshness given to a 404 or 410 that has
+	// no explicit freshness of its own and may be stored, so a missing
+	// asset cannot send every request to the origin. Zero means none: such
+	// responses follow their headers alone.
+	NegativeTTL time.Duration
 	// IgnoreClientNoCache makes the cache answer requests carrying
 	// no-cache or max-age=0 from storage when fresh (an origin-protecting
 	// CDN policy; RFC 9111 §5.2.1 lets a cache be configured so). Off by
@@ -110,8 +116,9 @@ type Handler struct {
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
-	loopID  string // this node's CDN-Loop entry (RFC 8586)
-	nodeTag string // the part of loopID that identifies this process
+	loopID  string   // this node's CDN-Loop entry (RFC 8586)
+	via     []string // this node's Via entry for responses (RFC 9110 §7.6.3)
+	nodeTag string   // the part of loopID that identifies this process
 
 	flights flightTable
 	misses  *missMarks
@@ -157,7 +164,7 @@ func New(cfg Config) (*Handler, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"StaleWhileRevalidate", cfg.StaleWhileRevalidate}, {"StaleIfError", cfg.StaleIfError}, {"HeuristicMax", cfg.HeuristicMax}} {
+	}{{"StaleWhileRevalidate", cfg.StaleWhileRevalidate}, {"StaleIfError", cfg.StaleIfError}, {"HeuristicMax", cfg.HeuristicMax}, {"NegativeTTL", cfg.NegativeTTL}} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("edge: %s %v is negative", d.name, d.v)
 		}
@@ -184,6 +191,7 @@ func New(cfg Config) (*Handler, error) {
 	rand.Read(id[:])
 	h.nodeTag = "node=" + hex.EncodeToString(id[:])
 	h.loopID = cfg.Name + "; " + h.nodeTag
+	h.via = []string{"1.1 " + cfg.Name}
 	h.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(h.flights.len()) })
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h, nil
@@ -336,6 +344,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *H
 		if lk.obj != nil {
 			addValidators(fl.out.Header, lk.obj.Meta().Header)
 		}
+		h.sinceLastPurge(fl.out.Header, urlKey, lk.banAt)
 		h.startFillOrSlices(fl, r, attempt, varyHint) // slicing hook: probes and index revalidations
 	} else if lk.obj != nil {
 		lk.obj.Close()
@@ -349,6 +358,9 @@ type lookupResult struct {
 	key  string         // the storage key for this request (its variant)
 	fwd  string         // the Cache-Status forward reason on a miss
 	soft bool           // a soft purge made obj stale
+	// banAt is the time of the purge that matched the stored response
+	// (hard or soft), zero when none did.
+	banAt time.Time
 }
 
 // lookup finds the stored response for a request: the object under the
@@ -375,7 +387,8 @@ func (h *Handler) lookup(ctx context.Context, urlKey string, reqHeader http.Head
 		m = o.Meta()
 	}
 	if h.cfg.Bans != nil {
-		if _, soft, banned := h.cfg.Bans.Check(m); banned {
+		if at, soft, banned := h.cfg.Bans.Check(m); banned {
+			lk.banAt = at
 			if !soft {
 				o.Close()
 				h.store.Delete(ctx, lk.key)
@@ -386,6 +399,40 @@ func (h *Handler) lookup(ctx context.Context, urlKey string, reqHeader http.Head
 	}
 	lk.obj = o
 	return lk
+}
+
+// newestBans is implemented by a Bans that can tell, before a response is
+// known, the newest purge that would match any object of a URL.
+type newestBans interface {
+	Newest(url string) (time.Time, bool)
+}
+
+// purgeReach is how long after a purge the refetches it causes ask the
+// tier above for a copy no older than the purge.
+const purgeReach = 24 * time.Hour
+
+// sinceLastPurge asks upstream caches (a shield that may not have applied a
+// purge yet) for a response no older than the newest purge of the URL:
+// Cache-Control: max-age=<seconds since the purge> (DESIGN "Purges across a
+// fleet"; RFC 9111 §5.2.1.1). A smaller max-age the client sent is kept.
+func (h *Handler) sinceLastPurge(out http.Header, urlKey string, banAt time.Time) {
+	if nb, ok := h.cfg.Bans.(newestBans); ok {
+		if at, ok := nb.Newest(urlKey); ok && at.After(banAt) {
+			banAt = at
+		}
+	}
+	if banAt.IsZero() {
+		return
+	}
+	since := h.now().Sub(banAt)
+	if since < 0 || since > purgeReach {
+		return
+	}
+	secs := int64(since / time.Second)
+	if cc := parseCacheControl(out["Cache-Control"]); cc.maxAge != unset && cc.maxAge <= secs {
+		return
+	}
+	appendField(out, "Cache-Control", "max-age="+strconv.FormatInt(secs, 10))
 }
 
 // addValidators makes a fill conditional on the stored response's

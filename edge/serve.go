@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/outpost-cdn/outpost/storage"
@@ -117,6 +118,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rep *represent
 		hdr["Age"] = []string{ageValue(currentAge(m, now))}
 	}
 	hdr["Cache-Status"] = []string{withUpstream(rep.upstream, cs.format(h.cfg.Name))}
+	h.addVia(hdr)
 	h.metrics.served(cs)
 
 	status := m.Status
@@ -162,6 +164,16 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rep *represent
 	if _, err := rep.body.writeRange(w, 0, size); err != nil {
 		h.abort(w, true)
 	}
+}
+
+// addVia adds this node to the response's Via (RFC 9110 §7.6.3: a proxy
+// sends Via in each message it forwards).
+func (h *Handler) addVia(hdr http.Header) {
+	if prior, ok := hdr["Via"]; ok {
+		hdr["Via"] = []string{strings.Join(prior, ", ") + ", " + h.via[0]}
+		return
+	}
+	hdr["Via"] = h.via
 }
 
 // writeRanges answers a satisfiable or unsatisfiable Range request.

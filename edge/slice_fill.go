@@ -247,6 +247,10 @@ func (h *Handler) storeIndex(ix *sliceIndex) bool {
 		h.log.Debug("not storing slice index", "url", ix.meta.Key, "err", err)
 		return false
 	}
+	if h.purgedMeanwhile(&ix.meta) {
+		w.Abort()
+		return false
+	}
 	if err := w.Commit(); err != nil {
 		h.log.Warn("slice index", "url", ix.meta.Key, "err", err)
 		return false
@@ -410,6 +414,10 @@ func (h *Handler) fillSlice(ctx context.Context, f *flight, resp *http.Response,
 		h.flights.remove(f) // no request may join a failed flight
 		f.finish(err)
 		return
+	}
+	if w != nil && h.purgedMeanwhile(&m) {
+		w.Abort()
+		w = nil
 	}
 	if w != nil {
 		if err := w.Commit(); err != nil {

@@ -1,0 +1,97 @@
+package edge_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/outpost-cdn/outpost/edge"
+	"github.com/outpost-cdn/outpost/purge"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// withBans wires a real purge index into the edge under test.
+func withBans(t *testing.T, ix **purge.Index) func(*edge.Config) {
+	return func(c *edge.Config) {
+		var err error
+		*ix, err = purge.New(purge.Config{
+			Canonicalize: func(s string) (string, error) { return s, nil },
+			Tier:         c.Store,
+			Now:          c.Now,
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { (*ix).Close() })
+		c.Bans = *ix
+	}
+}
+
+// TestPurgeDuringFillIsNotStored: a hard purge issued while a fill is in
+// flight keeps its response out of the cache (the response may predate the
+// purge), though its clients still receive it.
+func TestPurgeDuringFillIsNotStored(t *testing.T) {
+	var ix *purge.Index
+	release := make(chan struct{})
+	var n atomic.Int64
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			<-release
+		}
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "v"+strconv.FormatInt(n.Load(), 10))
+	}, withBans(t, &ix))
+	done := make(chan string, 1)
+	go func() { _, b := e.get(t, "/p"); done <- b }()
+	require.Eventually(t, func() bool { return n.Load() == 1 }, 5*time.Second, time.Millisecond)
+	e.clock.Advance(time.Second)
+	_, err := ix.Purge(context.Background(), purge.Request{URLs: []string{e.edge.URL + "/p"}})
+	require.NoError(t, err)
+	close(release)
+	assert.Equal(t, "v1", <-done, "the client that asked still gets its response")
+	e.quiesce(t)
+	resp, body := e.get(t, "/p")
+	assert.Equal(t, "v2", body, "the response fetched across the purge was not stored")
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd=miss")
+}
+
+// TestRefetchAfterPurgeAsksForAFreshCopy: the refetch of a purged URL asks
+// the tier above for a copy no older than the purge, so a shield that has
+// not applied it yet cannot hand back what was purged.
+func TestRefetchAfterPurgeAsksForAFreshCopy(t *testing.T) {
+	var ix *purge.Index
+	e := newEnv(t, static("x", "Cache-Control", "max-age=600"), withBans(t, &ix))
+	e.get(t, "/q")
+	e.clock.Advance(time.Second)
+	_, err := ix.Purge(context.Background(), purge.Request{URLs: []string{e.edge.URL + "/q"}})
+	require.NoError(t, err)
+	e.clock.Advance(30 * time.Second)
+	resp, _ := e.get(t, "/q")
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd=miss")
+	r, _ := e.origin.lastRequest(t)
+	assert.Equal(t, "max-age=30", r.Header.Get("Cache-Control"))
+}
+
+func TestNegativeTTLFloor(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		http.NotFound(w, r)
+	}, func(c *edge.Config) { c.NegativeTTL = 30 * time.Second })
+	e.get(t, "/missing")
+	resp, _ := e.get(t, "/missing")
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	assert.Equal(t, "test-edge; hit; ttl=30", resp.Header.Get("Cache-Status"))
+	e.clock.Advance(31 * time.Second)
+	e.get(t, "/missing")
+	assert.Equal(t, int64(2), e.origin.hits.Load())
+}
+
+func TestViaOnResponses(t *testing.T) {
+	e := newEnv(t, static("x", "Cache-Control", "max-age=60", "Via", "1.1 origin-proxy"))
+	for range 2 {
+		resp, _ := e.get(t, "/via")
+		assert.Equal(t, "1.1 origin-proxy, 1.1 test-edge", resp.Header.Get("Via"))
+	}
+}
