@@ -39,7 +39,8 @@ package edge
 // whole (the probe cost at most one slice). Such URLs are then fetched
 // whole, without a probe, for sliceMarkTTL. A GET without Range on a cold
 // URL is an ordinary whole-object fill, stored whole when the tier accepts
-// it (see the report of this change for why a 200 is not split).
+// it: splitting a 200 into slices as it streams is not built, so a big
+// object first requested without Range is stored whole, on disk.
 //
 // Serving. A request whose lookup finds a slice index is answered by
 // walking the slices it needs (sliceBody, a bodySource), so serve.go's

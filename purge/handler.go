@@ -90,7 +90,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !pe.Queued {
 			warning = "in force on this node only: the purge bus did not acknowledge it and its queue is full; purge again once the bus is back"
 		}
-		writeJSON(w, http.StatusOK, warnedResult{Result{ID: rec.ID, Bans: len(rec.Bans), Purged: rec.Purged}, warning})
+		writeJSON(w, http.StatusOK, Result{ID: rec.ID, Bans: len(rec.Bans), Purged: rec.Purged, Warning: warning})
 		return
 	}
 	if err != nil {
@@ -155,13 +155,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
-}
-
-// warnedResult is the body of a 200 answer for a purge in force on this
-// node that its Purger could not pass on to the fleet (*PublishError).
-type warnedResult struct {
-	Result
-	Warning string `json:"warning"`
 }
 
 // errorBody is the body of every error answer.

@@ -44,6 +44,10 @@ type Result struct {
 	// never served fresh again (Index.Check). Index.Recent reports the count
 	// as it grows.
 	Purged int64 `json:"purged"`
+	// Warning, when set, says the purge is in force on the node that
+	// answered but may not have reached the rest of the fleet yet (its
+	// Bus could not publish it).
+	Warning string `json:"warning,omitempty"`
 }
 
 // ValidationError reports a request or record refused as a whole: nothing

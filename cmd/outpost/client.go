@@ -90,6 +90,9 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if req.All {
 		fmt.Fprintln(stdout, "  all")
 	}
+	if res.Warning != "" {
+		fmt.Fprintf(stderr, "outpost purge: warning: %s\n", res.Warning)
+	}
 	return 0
 }
 

@@ -57,6 +57,9 @@ type storageConfig struct {
 	Disk   diskConfig `yaml:"disk"`
 	// MaxObject bounds one object in memory.
 	MaxObject at[string] `yaml:"max_object"`
+	// SliceSize and SliceThreshold control slicing of large objects.
+	SliceSize      at[string] `yaml:"slice_size"`
+	SliceThreshold at[string] `yaml:"slice_threshold"`
 }
 
 type diskConfig struct {
@@ -151,6 +154,8 @@ type cacheConfig struct {
 	IgnoreClientNoCache  at[bool]   `yaml:"ignore_client_no_cache"`
 	PassSetCookie        at[bool]   `yaml:"pass_set_cookie"`
 	HeuristicMax         at[string] `yaml:"heuristic_max"`
+	NegativeTTL          at[string] `yaml:"negative_ttl"`
+	StaleIfUnreachable   at[string] `yaml:"stale_if_unreachable"`
 }
 
 type logConfig struct {

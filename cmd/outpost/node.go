@@ -34,6 +34,8 @@ type node struct {
 	disk     *storage.Disk // nil without --cache-dir
 	store    storage.Tier
 	bans     *purge.Index
+	bus      *purge.Bus   // nil without purge_bus
+	purger   purge.Purger // bus, else bans: where purges issued here go
 	edge     *edge.Handler
 	warmer   *warmer
 	pools    []namedPool
@@ -88,6 +90,22 @@ func newNode(s *settings, log *slog.Logger) (n *node, err error) {
 		return nil, err // already "purge: ..."
 	}
 	n.closers = append(n.closers, n.bans.Close)
+	n.purger = n.bans
+	if s.busURL != "" {
+		n.bus, err = purge.NewBus(purge.BusConfig{
+			URL:        s.busURL,
+			Stream:     s.busStream,
+			Node:       s.name,
+			Index:      n.bans,
+			Logger:     log,
+			Registerer: n.reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		n.closers = append(n.closers, n.bus.Close) // closed before the index
+		n.purger = n.bus
+	}
 
 	eh, err = edge.New(edge.Config{
 		Name:                 s.name,
@@ -100,6 +118,10 @@ func newNode(s *settings, log *slog.Logger) (n *node, err error) {
 		StaleWhileRevalidate: s.cache.swr,
 		StaleIfError:         s.cache.sie,
 		HeuristicMax:         s.cache.heuristicMax,
+		NegativeTTL:          s.cache.negativeTTL,
+		StaleIfUnreachable:   s.cache.staleUnreachable,
+		SliceSize:            s.sliceSize,
+		SliceThreshold:       s.sliceThresh,
 		IgnoreClientNoCache:  s.cache.ignoreClientNoCache,
 		PassSetCookie:        s.cache.passSetCookie,
 	})
@@ -288,7 +310,7 @@ func healthCheck(h *healthSettings) origin.HealthCheck {
 // adminMux serves the admin API (DESIGN "Admin API"). With a token, every
 // endpoint but /healthz and /readyz requires it.
 func (n *node) adminMux() (http.Handler, error) {
-	purgeHandler, err := purge.NewHandler(purge.HandlerConfig{Purger: n.bans, Logger: n.log})
+	purgeHandler, err := purge.NewHandler(purge.HandlerConfig{Purger: n.purger, Logger: n.log})
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +338,8 @@ func (n *node) adminMux() (http.Handler, error) {
 	return mux, nil
 }
 
-// isReady: listeners up, the disk index loaded, not draining.
+// isReady: listeners up, the disk index loaded, the purges the node
+// missed while down replayed from the bus, not draining.
 func (n *node) isReady() bool {
 	if !n.ready.Load() || n.draining.Load() {
 		return false
@@ -324,6 +347,13 @@ func (n *node) isReady() bool {
 	if n.disk != nil {
 		select {
 		case <-n.disk.Ready():
+		default:
+			return false
+		}
+	}
+	if n.bus != nil {
+		select {
+		case <-n.bus.Ready():
 		default:
 			return false
 		}

@@ -18,12 +18,18 @@ func (n *node) purgeMethod(next http.Handler) http.Handler {
 		if r.TLS != nil {
 			scheme = "https"
 		}
-		res, err := n.bans.Purge(r.Context(), purge.Request{
+		res, err := n.purger.Purge(r.Context(), purge.Request{
 			URLs: []string{scheme + "://" + r.Host + r.URL.RequestURI()},
 			Soft: r.Header.Get("Outpost-Soft-Purge") == "1",
 		})
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
+		warning := ""
+		if pe, ok := errors.AsType[*purge.PublishError](err); ok {
+			// In force here; the bus retries it (purge.Handler says the same).
+			n.log.Warn("purge: in force here but not published to the fleet", "id", pe.ID, "err", pe.Err)
+			warning, err = "in force on this node only: the purge bus did not acknowledge it", nil
+		}
 		if err != nil {
 			status := http.StatusInternalServerError
 			var ve *purge.ValidationError
@@ -34,7 +40,7 @@ func (n *node) purgeMethod(next http.Handler) http.Handler {
 			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 			return
 		}
-		json.NewEncoder(w).Encode(map[string]any{"id": res.ID, "bans": len(res.Bans), "purged": res.Purged})
+		json.NewEncoder(w).Encode(purge.Result{ID: res.ID, Bans: len(res.Bans), Purged: res.Purged, Warning: warning})
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == "PURGE" {

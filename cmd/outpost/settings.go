@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -21,6 +22,10 @@ type settings struct {
 	parentHealth healthSettings
 	memory       int64
 	maxObject    int64
+	sliceSize    int64
+	sliceThresh  int64  // -1: slicing off
+	busURL       string // purge_bus.nats; empty: no fleet bus
+	busStream    string
 	cacheDir     string
 	disk         int64
 	logFormat    string
@@ -64,6 +69,8 @@ type healthSettings struct {
 type cachePolicy struct {
 	swr, sie            time.Duration
 	heuristicMax        time.Duration
+	negativeTTL         time.Duration
+	staleUnreachable    time.Duration // -1: off
 	ignoreClientNoCache bool
 	passSetCookie       bool
 }
@@ -155,6 +162,17 @@ func (f *serveFlags) resolve() (*settings, error) {
 	if s.maxObject, err = sizeField("storage.max_object", fc.Storage.MaxObject, 0); err != nil {
 		return nil, err
 	}
+	if s.sliceSize, err = sizeField("storage.slice_size", fc.Storage.SliceSize, 0); err != nil {
+		return nil, err
+	}
+	if s.sliceSize != 0 && s.sliceSize < 64<<10 {
+		return nil, badField("storage.slice_size", fc.Storage.SliceSize.Line, "%s is below the 64KiB minimum", fc.Storage.SliceSize.V)
+	}
+	if fc.Storage.SliceThreshold.V == "off" {
+		s.sliceThresh = -1
+	} else if s.sliceThresh, err = sizeField("storage.slice_threshold", fc.Storage.SliceThreshold, 0); err != nil {
+		return nil, err
+	}
 	v, _ = pick("cache-dir", f.cacheDir, fc.Storage.Disk.Dir, "storage.disk.dir")
 	s.cacheDir = v.V
 	v, field = pick("disk", f.disk, fc.Storage.Disk.Size, "storage.disk.size")
@@ -172,6 +190,9 @@ func (f *serveFlags) resolve() (*settings, error) {
 		}
 	}
 	if s.cache, err = resolveCache(&fc.Cache); err != nil {
+		return nil, err
+	}
+	if err := s.resolveBus(&fc.PurgeBus, set["name"] || fc.Name.V != ""); err != nil {
 		return nil, err
 	}
 	// Origins: --origin replaces the file's catch-all; parents likewise.
@@ -261,6 +282,14 @@ func resolveCache(c *cacheConfig) (cachePolicy, error) {
 		return p, err
 	}
 	if p.heuristicMax, err = durationField("cache.heuristic_max", c.HeuristicMax, 0); err != nil {
+		return p, err
+	}
+	if p.negativeTTL, err = durationField("cache.negative_ttl", c.NegativeTTL, 0); err != nil {
+		return p, err
+	}
+	if c.StaleIfUnreachable.V == "off" {
+		p.staleUnreachable = -1
+	} else if p.staleUnreachable, err = durationField("cache.stale_if_unreachable", c.StaleIfUnreachable, 0); err != nil {
 		return p, err
 	}
 	p.ignoreClientNoCache = c.IgnoreClientNoCache.V
@@ -374,4 +403,43 @@ func (s *settings) adminToken() (string, error) {
 		return "", badField("admin.token_file", 0, "%s is empty", s.tokenFile)
 	}
 	return t, nil
+}
+
+// resolveBus validates purge_bus. The bus names each node's durable
+// consumer after the node, so a node on a bus must be given a name of its
+// own: two nodes left at the default would share a consumer and each miss
+// the purges the other received.
+func (s *settings) resolveBus(b *purgeBus, named bool) error {
+	if b.NATS.V == "" {
+		if b.Stream.V != "" {
+			return badField("purge_bus.nats", b.Stream.Line, "missing (purge_bus.stream is set)")
+		}
+		return nil
+	}
+	for _, u := range strings.Split(b.NATS.V, ",") {
+		pu, err := url.Parse(strings.TrimSpace(u))
+		if err != nil || pu.Host == "" || (pu.Scheme != "nats" && pu.Scheme != "tls" && pu.Scheme != "ws" && pu.Scheme != "wss") {
+			return badField("purge_bus.nats", b.NATS.Line, "bad NATS URL %q (want nats://host:4222, several comma-separated)", redactURL(u))
+		}
+	}
+	if st := b.Stream.V; len(st) > 255 || strings.ContainsAny(st, ".*>/\\ \t\r\n") {
+		return badField("purge_bus.stream", b.Stream.Line, "bad stream name %q (no dots, spaces, slashes, * or >)", st)
+	}
+	if !named {
+		return badField("purge_bus.nats", b.NATS.Line, "a node on the purge bus needs a name unique in the fleet (set name or --name)")
+	}
+	s.busURL, s.busStream = b.NATS.V, b.Stream.V
+	return nil
+}
+
+// redactURL drops the credentials from a URL for an error message.
+func redactURL(raw string) string {
+	pu, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "(unparseable)"
+	}
+	if pu.User != nil {
+		pu.User = url.User("redacted")
+	}
+	return pu.String()
 }
