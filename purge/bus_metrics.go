@@ -1,8 +1,6 @@
 package purge
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -71,14 +69,5 @@ func newBusMetrics(pending func() int, ready func() bool) *busMetrics {
 
 // register registers the collectors with reg, all or none.
 func (m *busMetrics) register(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{m.published, m.publishErrors, m.pending, m.dropped, m.applied, m.connected, m.ready}
-	for i, c := range cs {
-		if err := reg.Register(c); err != nil {
-			for _, done := range cs[:i] {
-				reg.Unregister(done)
-			}
-			return fmt.Errorf("purge: BusConfig.Registerer: %w", err)
-		}
-	}
-	return nil
+	return registerAll(reg, "BusConfig.Registerer", m.published, m.publishErrors, m.pending, m.dropped, m.applied, m.connected, m.ready)
 }

@@ -136,15 +136,7 @@ func TestCorruptLogBansEverythingStoredBefore(t *testing.T) {
 	data[len(logMagic)+frameLen+3] ^= 0x01 // inside the first record
 	require.NoError(t, os.WriteFile(path, data, 0o600))
 
-	var logged bytes.Buffer
-	cfg := ix.cfg
-	cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
-	restart := clk.Advance(time.Minute)
-	ix, err = New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { ix.Close() })
-	assert.Contains(t, logged.String(), "bans log corrupt")
-
+	ix, restart := restartAfterCorruption(t, ix, clk)
 	at, soft, banned := ix.Check(&storage.Meta{URL: "http://any.test/", ResponseTime: restart.Add(-time.Second)})
 	assert.True(t, banned && !soft, "everything stored before the restart is banned")
 	assert.True(t, at.Equal(restart))
@@ -187,18 +179,27 @@ func TestCorruptFrameHeaderIsNotATornTail(t *testing.T) {
 			tt.give(data, starts)
 			require.NoError(t, os.WriteFile(path, data, 0o600))
 
-			var logged bytes.Buffer
-			cfg := ix.cfg
-			cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
-			restart := clk.Advance(time.Minute)
-			ix, err = New(cfg)
-			require.NoError(t, err)
-			t.Cleanup(func() { ix.Close() })
-			assert.Contains(t, logged.String(), "bans log corrupt")
+			ix, restart := restartAfterCorruption(t, ix, clk)
 			at, soft, banned := ix.Check(&storage.Meta{URL: "http://any.test/", ResponseTime: restart.Add(-time.Second)})
 			assert.True(t, banned && !soft && at.Equal(restart), "everything stored before the restart is banned")
 		})
 	}
+}
+
+// restartAfterCorruption opens a new Index on the closed ix's damaged log
+// a minute later, checks that it logged the corruption, and returns it and
+// the restart time.
+func restartAfterCorruption(t *testing.T, ix *Index, clk *clock) (*Index, time.Time) {
+	t.Helper()
+	var logged bytes.Buffer
+	cfg := ix.cfg
+	cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	restart := clk.Advance(time.Minute)
+	ix, err := New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { ix.Close() })
+	assert.Contains(t, logged.String(), "bans log corrupt")
+	return ix, restart
 }
 
 // appendRecordV1 appends r's frame to b as version 1 of the log wrote it.

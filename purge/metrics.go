@@ -57,13 +57,18 @@ func newMetrics(active func() float64) *metrics {
 
 // register registers the collectors with reg, all or none.
 func (m *metrics) register(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{m.bans, m.active, m.swept, m.delay, m.walks, m.retired}
+	return registerAll(reg, "Config.Registerer", m.bans, m.active, m.swept, m.delay, m.walks, m.retired)
+}
+
+// registerAll registers cs with reg, all or none; field names the
+// configuration field reg came from, for the error.
+func registerAll(reg prometheus.Registerer, field string, cs ...prometheus.Collector) error {
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {
 				reg.Unregister(done)
 			}
-			return fmt.Errorf("purge: Config.Registerer: %w", err)
+			return fmt.Errorf("purge: %s: %w", field, err)
 		}
 	}
 	return nil
