@@ -22,6 +22,13 @@
 // flight, and the others fetch on their own at once. A body cut short
 // reaches every follower as a broken response and is never stored.
 //
+// Large objects are sliced (slice.go): a cold Range request for an object
+// above Config.SliceThreshold stores it as an index plus fixed-size slices,
+// each fetched upstream with a Range request (coalesced, like any miss) the
+// first time a client needs it, so seeking into a large video costs one
+// slice. Purges reach the edge through the Bans interface, checked on every
+// lookup and again when a fill commits.
+//
 // The package imports storage only; origins and purges come in through
 // interfaces (http.RoundTripper, Bans).
 package edge

@@ -33,8 +33,14 @@
 // Handler serves the admin API's POST /purge, Client speaks it for the
 // `outpost purge` command, RequireToken guards the admin listener, and
 // ParseTags reads surrogate keys from an origin's response. Index.Apply takes
-// a Record issued elsewhere (the fleet's purge bus) with its original ID and
-// time, idempotently.
+// a Record issued elsewhere with its original ID and time, idempotently.
 //
-// The package imports only storage of Outpost.
+// Bus carries purges across a fleet over a NATS JetStream stream: it is a
+// Purger that records a purge in the Index first (in force and durable
+// here), then publishes it; each node applies everyone's purges through a
+// durable consumer of its own and reports Ready once it has replayed what
+// it missed while down. A purge the stream did not acknowledge stays in
+// force here and is queued for publishing again.
+//
+// The package imports only storage of Outpost (and NATS, for the Bus).
 package purge
