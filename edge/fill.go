@@ -450,13 +450,26 @@ func updateHeaders(stored, fresh http.Header) {
 }
 
 // validatorApplies reports whether a 304 may update a stored response
-// (RFC 9111 §4.3.4): a strong ETag in the 304 must equal the stored one.
+// (RFC 9111 §4.3.4): the validator the 304 carries must identify the stored
+// response, a strong ETag by strong comparison and a weak one by weak
+// comparison (a W/"b" 304 does not refresh a W/"a" response); without an
+// ETag, its Last-Modified, when both have one, must be the same date. A 304
+// with no validator refers to the stored response our request named.
 func validatorApplies(stored, fresh http.Header) bool {
-	etag := fresh.Get("Etag")
-	if etag == "" || isWeak(etag) {
+	if etag := fresh.Get("Etag"); etag != "" {
+		s := stored.Get("Etag")
+		return s != "" && etagsEqual(s, etag, isWeak(etag))
+	}
+	lm, slm := fresh.Get("Last-Modified"), stored.Get("Last-Modified")
+	if lm == "" || slm == "" {
 		return true
 	}
-	return stored.Get("Etag") == etag
+	t, ok1 := parseHTTPDate(lm)
+	st, ok2 := parseHTTPDate(slm)
+	if ok1 && ok2 {
+		return t.Equal(st)
+	}
+	return lm == slm
 }
 
 // refreshedObject is a stored object with metadata updated by a 304.

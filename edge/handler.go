@@ -309,7 +309,10 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *H
 			return
 		}
 		fwd = fwdStale
-		if rc.noCache || rc.maxAge != unset && age > time.Duration(rc.maxAge)*time.Second {
+		fresh := !lk.soft && m.Flags&flagNoCache == 0 && m.Lifetime > age
+		if fresh || rc.noCache || rc.maxAge != unset && age > time.Duration(rc.maxAge)*time.Second {
+			// RFC 9211 §2.2: the request's directives (no-cache, max-age,
+			// min-fresh) sent it upstream, not the response's staleness.
 			fwd = fwdRequest
 		}
 	}
