@@ -116,9 +116,8 @@ type Handler struct {
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
-	loopID  string   // this node's CDN-Loop entry (RFC 8586)
-	via     []string // this node's Via entry for responses (RFC 9110 §7.6.3)
-	nodeTag string   // the part of loopID that identifies this process
+	loopID  string // this node's CDN-Loop entry (RFC 8586)
+	nodeTag string // the part of loopID that identifies this process
 
 	flights flightTable
 	misses  *missMarks
@@ -191,7 +190,6 @@ func New(cfg Config) (*Handler, error) {
 	rand.Read(id[:])
 	h.nodeTag = "node=" + hex.EncodeToString(id[:])
 	h.loopID = cfg.Name + "; " + h.nodeTag
-	h.via = []string{"1.1 " + cfg.Name}
 	h.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(h.flights.len()) })
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h, nil

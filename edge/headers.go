@@ -48,6 +48,12 @@ var conditionalFields = [...]string{
 // between tiers, and removed before a response leaves the outermost one.
 var cdnHeaders = [...]string{"Surrogate-Control", "Surrogate-Key", "Cache-Tag"}
 
+// isCDNHeader reports whether the canonical field name k is one of
+// cdnHeaders.
+func isCDNHeader(k string) bool {
+	return k == "Surrogate-Control" || k == "Surrogate-Key" || k == "Cache-Tag"
+}
+
 // appendForwardedFor adds the client's address to X-Forwarded-For.
 func appendForwardedFor(h http.Header, remoteAddr string) {
 	ip, _, err := net.SplitHostPort(remoteAddr)

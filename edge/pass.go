@@ -75,7 +75,6 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		}
 	}
 	hdr["Cache-Status"] = []string{withUpstream(upstream, cs.format(h.cfg.Name))}
-	h.addVia(hdr)
 	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
 		hdr["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
 	}

@@ -88,10 +88,21 @@ func TestNegativeTTLFloor(t *testing.T) {
 	assert.Equal(t, int64(2), e.origin.hits.Load())
 }
 
-func TestViaOnResponses(t *testing.T) {
-	e := newEnv(t, static("x", "Cache-Control", "max-age=60", "Via", "1.1 origin-proxy"))
+// TestViaOnRequestsOnly: requests sent upstream carry this node in Via
+// (RFC 9110 §7.6.3: a gateway MUST); responses pass the upstream's Via on
+// unchanged (a gateway MAY add itself; Cache-Status names the node).
+func TestViaOnRequestsOnly(t *testing.T) {
+	var via atomic.Value
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		via.Store(r.Header.Get("Via"))
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Via", "1.1 origin-proxy")
+		io.WriteString(w, "x")
+	})
 	for range 2 {
-		resp, _ := e.get(t, "/via")
-		assert.Equal(t, "1.1 origin-proxy, 1.1 test-edge", resp.Header.Get("Via"))
+		resp, body := e.get(t, "/via")
+		assert.Equal(t, "x", body)
+		assert.Equal(t, "1.1 origin-proxy", resp.Header.Get("Via"))
 	}
+	assert.Equal(t, "1.1 test-edge", via.Load())
 }

