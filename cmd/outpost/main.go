@@ -79,6 +79,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "outpost serve: %v\n", err)
 		return exitFor(err)
 	}
+	gcCtx, stopGC := context.WithCancel(context.Background())
+	gcDone := startGCTuner(gcCtx, s.memory)
+	defer func() { stopGC(); <-gcDone }()
 	if err := n.run(ctx); err != nil {
 		log.Error("serve", "err", err)
 		return 1

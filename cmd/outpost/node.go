@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync/atomic"
 	"time"
@@ -319,6 +320,9 @@ func (n *node) adminMux() (http.Handler, error) {
 	guarded.Handle("/warm", n.warmer)
 	guarded.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	guarded.HandleFunc("GET /status", n.status)
+	guarded.HandleFunc("GET /debug/pprof/", pprof.Index) // profiles, for operators chasing CPU or memory
+	guarded.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	guarded.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	var rest http.Handler = guarded
 	if n.token != "" {
 		rest = purge.RequireToken(n.token, guarded)
