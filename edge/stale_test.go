@@ -83,6 +83,7 @@ func TestStaleOnOriginFailure(t *testing.T) {
 				io.WriteString(w, "stored")
 			})
 			e.get(t, "/f")
+			e.quiesce(t) // the fill has committed and left the flight table
 			e.clock.Advance(15 * time.Second)
 			fail.Store(true)
 			resp, body := e.get(t, "/f")
