@@ -22,8 +22,9 @@ import (
 	"github.com/outpost-cdn/outpost"
 )
 
-// demoBigSize is the size of the generated video-sized object.
-const demoBigSize = 8 << 20
+// demoBigSize is the size of the generated video-sized object: above the
+// slicing threshold (8 MiB), so a Range request shows slicing at work.
+const demoBigSize = 24 << 20
 
 // cmdDemo runs an embedded origin serving the demo media and an edge in
 // front of it, and prints what to try. It needs no network and no files.
@@ -93,7 +94,7 @@ Try:
   curl -sI %[1]s/css/site.css | grep -i -e cache-status -e age
       first time "outpost; fwd=miss; fwd-status=200; stored"; then "outpost; hit; ttl=..." with an Age
   curl -s -o /dev/null -w '%%{http_code} %%{size_download} bytes\n' -H 'Range: bytes=0-99' %[1]s/media/big.bin
-      206 with 100 bytes, cut from the cached 8 MiB object (the origin sees one full fetch, then none)
+      206 with 100 bytes; the origin was asked for one 1 MiB slice of the 24 MiB video, not the file
   curl -sI %[1]s/api/time | grep -i cache-status
       the origin says no-store: "fwd=miss ... detail=\"uncacheable\"", every time
   seq 50 | xargs -P50 -I{} curl -s -o /dev/null %[1]s/slow/2s; curl -s %[2]s/origin/stats

@@ -317,10 +317,12 @@ func TestDemo(t *testing.T) {
 	require.NoError(t, err)
 	head := string(buf[:n])
 	go io.Copy(io.Discard, pr)
-	edge := ""
+	edge, origin := "", ""
 	for _, line := range strings.Split(head, "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == "edge" {
 			edge = strings.TrimSuffix(f[1], "/")
+		} else if len(f) >= 2 && f[0] == "origin" {
+			origin = strings.TrimSuffix(f[1], "/")
 		}
 	}
 	require.NotEmpty(t, edge, "the demo prints the edge URL:\n%s", head)
@@ -330,6 +332,11 @@ func TestDemo(t *testing.T) {
 	resp, body = fetch(t, edge+"/media/big.bin", "Range", "bytes=0-99")
 	assert.Equal(t, 206, resp.StatusCode)
 	assert.Len(t, body, 100)
+	resp, body = fetch(t, edge+"/media/big.bin", "Range", "bytes=10-19")
+	assert.Equal(t, 206, resp.StatusCode)
+	assert.Len(t, body, 10)
+	_, stats := fetch(t, origin+"/origin/stats")
+	assert.Contains(t, stats, `"GET /media/big.bin": 1`, "one slice fetched for both ranges")
 	resp, _ = fetch(t, edge+"/fonts/outpost-icons.ttf")
 	assert.Equal(t, "font/ttf", resp.Header.Get("Content-Type"))
 	cancel()
