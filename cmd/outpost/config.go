@@ -166,6 +166,9 @@ type logConfig struct {
 type purgeBus struct {
 	NATS   at[string] `yaml:"nats"`
 	Stream at[string] `yaml:"stream"`
+	// ReadyTimeout bounds how long /readyz waits for the replay of the
+	// purges missed while down; zero waits however long it takes.
+	ReadyTimeout at[string] `yaml:"ready_timeout"`
 }
 
 // configError is a bad configuration value: it names the field and, for

@@ -116,6 +116,29 @@ func TestFleetPurgeWithTheBusDown(t *testing.T) {
 	assert.Equal(t, "v2", b)
 }
 
+// TestFleetReadyTimeout: a node whose bus is unreachable at start is not
+// ready (it cannot replay what it missed) until purge_bus.ready_timeout,
+// when the operator set one; then it serves, and purges work locally.
+func TestFleetReadyTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	deadPort := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close()) // nothing listens there now
+	cfg := writeFile(t, "bus.yaml", fmt.Sprintf("purge_bus: { nats: \"nats://127.0.0.1:%d\", ready_timeout: 1s }\n", deadPort))
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "ok")
+	})
+	start := time.Now()
+	tn := startNode(t, "--name", "edge-a", "--config", cfg, "--origin", o.URL)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "not ready before the timeout")
+	_, b := fetch(t, tn.url+"/x")
+	assert.Equal(t, "ok", b)
+	code, out := purgeCLI(t, "--admin", tn.admin, "--url", tn.url+"/x")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "warning")
+}
+
 // TestFleetConfigErrors: purge_bus is validated like every other field.
 func TestFleetConfigErrors(t *testing.T) {
 	tests := []struct {
@@ -127,6 +150,7 @@ func TestFleetConfigErrors(t *testing.T) {
 		{"bad URL", "name: e1\npurge_bus: { nats: \"http://u:secret@nats\" }\n", nil, []string{"line 2", "purge_bus.nats", "redacted"}},
 		{"bad stream", "name: e1\npurge_bus:\n  nats: nats://127.0.0.1:4222\n  stream: a.b\n", nil, []string{"line 4", "purge_bus.stream"}},
 		{"stream without server", "name: e1\npurge_bus: { stream: S }\n", nil, []string{"line 2", "purge_bus.nats", "missing"}},
+		{"bad ready timeout", "name: e1\npurge_bus:\n  nats: nats://127.0.0.1:4222\n  ready_timeout: soon\n", nil, []string{"line 4", "purge_bus.ready_timeout", "soon"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

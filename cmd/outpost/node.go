@@ -46,6 +46,8 @@ type node struct {
 	adminLn  net.Listener
 
 	ready    atomic.Bool
+	started  time.Time   // when run began serving
+	busLate  atomic.Bool // logged: ready without the bus's replay
 	draining atomic.Bool
 	closers  []func() error // run in reverse order at the end
 }
@@ -359,7 +361,15 @@ func (n *node) isReady() bool {
 		select {
 		case <-n.bus.Ready():
 		default:
-			return false
+			// purge_bus.ready_timeout: the operator prefers serving to
+			// waiting for a bus that may be down; purges issued
+			// meanwhile are applied when the replay arrives.
+			if w := n.s.busReadyWait; w == 0 || time.Since(n.started) < w {
+				return false
+			}
+			if !n.busLate.Swap(true) {
+				n.log.Warn("purge bus: purges missed while down not replayed yet; ready anyway (purge_bus.ready_timeout)", "waited", n.s.busReadyWait)
+			}
 		}
 	}
 	return true
@@ -376,6 +386,7 @@ func (n *node) run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- serveOn(n.public, n.publicLn) }()
 	go func() { errc <- serveOn(n.admin, n.adminLn) }()
+	n.started = time.Now()
 	n.ready.Store(true)
 	n.log.Info("serving", "listen", n.publicAddr(), "admin", n.adminAddr(), "name", n.s.name)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())

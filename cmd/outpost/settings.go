@@ -26,6 +26,7 @@ type settings struct {
 	sliceThresh  int64  // -1: slicing off
 	busURL       string // purge_bus.nats; empty: no fleet bus
 	busStream    string
+	busReadyWait time.Duration // purge_bus.ready_timeout; 0: wait for the replay
 	cacheDir     string
 	disk         int64
 	logFormat    string
@@ -427,6 +428,10 @@ func (s *settings) resolveBus(b *purgeBus, named bool) error {
 	}
 	if !named {
 		return badField("purge_bus.nats", b.NATS.Line, "a node on the purge bus needs a name unique in the fleet (set name or --name)")
+	}
+	var err error
+	if s.busReadyWait, err = durationField("purge_bus.ready_timeout", b.ReadyTimeout, 0); err != nil {
+		return err
 	}
 	s.busURL, s.busStream = b.NATS.V, b.Stream.V
 	return nil
