@@ -207,6 +207,10 @@ func (h *Handler) runFill(fl *fill) {
 			}
 		}
 	}
+	// Stored, then out of the table, then finished: a client receives
+	// the body's last byte only at finish (flight.readAt), so its next
+	// request finds the stored response rather than this flight.
+	h.leaveTable(fl)
 	f.finish(nil)
 }
 

@@ -202,10 +202,19 @@ func (f *flight) waitLocked() <-chan struct{} {
 // It returns fewer than len(p) bytes when that is all there is yet; io.EOF
 // at the end of a complete body; the fill's error for a failed one. Before
 // it waits it calls idle, so the caller can flush what it has written.
-func (f *flight) readAt(ctx context.Context, p []byte, off int64, idle func()) (int, error) {
+//
+// declared is the body's Content-Length, or -1. Of a body of declared
+// length, the last byte waits for finish, which comes after the fill
+// stored the response and left the flight table: a client cannot receive
+// a whole response and then miss it with its next request. (A body of
+// unknown length ends only at finish anyway.)
+func (f *flight) readAt(ctx context.Context, p []byte, off, declared int64, idle func()) (int, error) {
 	for {
 		f.mu.Lock()
 		n, done, err, src := f.n, f.done, f.err, f.src
+		if !done && declared >= 0 && n >= declared {
+			n = declared - 1
+		}
 		if off < n {
 			f.mu.Unlock()
 			k, rerr := src.ReadAt(p[:min(int64(len(p)), n-off)], off)

@@ -76,7 +76,7 @@ func (b flightBody) writeRange(w io.Writer, off, n int64) (int64, error) {
 		if n >= 0 {
 			p = p[:min(int64(len(p)), n-written)]
 		}
-		k, err := b.f.readAt(b.ctx, p, off+written, flush)
+		k, err := b.f.readAt(b.ctx, p, off+written, b.declared, flush)
 		if k > 0 {
 			m, werr := w.Write(p[:k])
 			written += int64(m)

@@ -424,6 +424,7 @@ func (h *Handler) fillSlice(ctx context.Context, f *flight, resp *http.Response,
 			h.log.Warn("commit failed", "key", m.Key, "err", err)
 		}
 	}
+	h.flights.remove(f) // before finish: see runFill
 	f.finish(nil)
 }
 

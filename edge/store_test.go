@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/outpost-cdn/outpost/edge"
+	"github.com/outpost-cdn/outpost/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -237,4 +239,42 @@ func TestHitContentLength(t *testing.T) {
 			assert.Equal(t, strconv.Itoa(n), resp.Header.Get("Content-Length"), "HEAD")
 		})
 	}
+}
+
+// TestHitRightAfterMiss: a client that has received a whole response and
+// asks again at once gets the stored copy: the fill stores the response
+// and leaves the flight table before the body's last byte goes out. The
+// commit is made slow (the ban check just before it sleeps) so that a
+// response completed before the commit would be seen: the second request
+// would join the old flight ("collapsed") instead of hitting.
+func TestHitRightAfterMiss(t *testing.T) {
+	bans := &slowFirstCheck{seen: map[string]bool{}}
+	e := newEnv(t, static("0123456789", "Cache-Control", "max-age=60"), func(c *edge.Config) { c.Bans = bans })
+	const n = 5
+	for i := range n {
+		path := fmt.Sprintf("/seq/%d", i)
+		e.get(t, path)
+		resp, body := e.get(t, path)
+		require.Equal(t, "0123456789", body)
+		require.Equal(t, "test-edge; hit; ttl=60", resp.Header.Get("Cache-Status"), "request %d", i)
+	}
+	assert.Equal(t, int64(n), e.origin.hits.Load())
+}
+
+// slowFirstCheck is a Bans that bans nothing and takes 50 ms the first
+// time it sees a key: the check a fill makes just before its commit.
+type slowFirstCheck struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (b *slowFirstCheck) Check(m *storage.Meta) (time.Time, bool, bool) {
+	b.mu.Lock()
+	first := !b.seen[m.Key]
+	b.seen[m.Key] = true
+	b.mu.Unlock()
+	if first {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Time{}, false, false
 }
