@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,6 +11,10 @@ import (
 	"net/textproto"
 	"strconv"
 )
+
+// maxBufferedBody is the largest request body forward reads before
+// sending, so that it can be sent again (origin.Pool's limit too).
+const maxBufferedBody = 64 << 10
 
 // forward passes a request the cache does not handle (any method but GET
 // and HEAD) to the origin with its body, and relays the response. A
@@ -21,8 +26,20 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, site *Host, c 
 	out.Method = r.Method
 	out.Body = r.Body
 	out.ContentLength = r.ContentLength
-	if r.ContentLength == 0 {
+	switch {
+	case r.ContentLength == 0:
 		out.Body = nil
+	case r.ContentLength > 0 && r.ContentLength <= maxBufferedBody:
+		// A small body is read first and kept, so the request can be
+		// sent again when its connection to the origin turns out dead
+		// (origin.Pool retries idempotent requests with GetBody set).
+		b := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			h.writeError(w, http.StatusBadRequest, &cacheStatus{fwd: fwdMethod})
+			return
+		}
+		out.Body = io.NopCloser(bytes.NewReader(b))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
 	// 1xx responses are relayed as they arrive (RFC 9110 §15.2); the
 	// callback runs while this goroutine waits in RoundTrip.

@@ -3,7 +3,10 @@ package origin
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"strings"
+	"syscall"
 )
 
 // Error is the error RoundTrip returns when an upstream server failed before
@@ -17,9 +20,12 @@ type Error struct {
 	Server string
 	// Err is the cause.
 	Err error
+	// stale: the request went out on a reused keep-alive connection that
+	// turned out closed (EOF or reset before any response): the server
+	// most likely closed it while idle and never saw the request.
+	stale bool
 }
 
-// Error returns "origin <server>: <cause>".
 // Error returns "origin <server>: <cause>".
 func (e *Error) Error() string { return "origin " + e.Server + ": " + e.Err.Error() }
 
@@ -66,3 +72,12 @@ type connectError struct{ err error }
 
 func (e *connectError) Error() string { return e.err.Error() }
 func (e *connectError) Unwrap() error { return e.err }
+
+// lostConn reports whether err is a connection that closed or reset under
+// a request before any response: what a server's idle close looks like to
+// a client that reused the connection at the same moment.
+func lostConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		strings.Contains(err.Error(), "server closed idle connection")
+}

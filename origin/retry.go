@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
+	"sync/atomic"
 )
 
 // maxReplayBody is the largest request body that is sent again on a retry:
@@ -36,9 +38,11 @@ func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	next := g.choose(key, s)
-	if next == s {
+	if next == s && !staleConn(err) {
 		return nil, err // the only server of a Pool
 	}
+	// Another server, or the only one again over a new connection when
+	// the failed one was a keep-alive connection it had closed while idle.
 	if next != nil {
 		rb, ok := rewind(req)
 		if !ok {
@@ -123,6 +127,10 @@ func (g *group) leastRecentlyFailed(skip *server) *server {
 // time out idle reads and to release s's in-flight slot when it ends.
 func (g *group) attempt(req *http.Request, rb io.ReadCloser, s *server) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
+	var reused atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { reused.Store(i.Reused) },
+	})
 	out := req.WithContext(ctx)
 	out.Body = rb
 	g.rewrite.apply(out, req, s)
@@ -130,8 +138,9 @@ func (g *group) attempt(req *http.Request, rb io.ReadCloser, s *server) (*http.R
 	s.inflight.Add(1)
 	resp, err := g.transport.RoundTrip(out)
 	if err != nil {
-		err = &Error{Server: s.name, Err: err}
-		if !clientGone(out, false) {
+		e := &Error{Server: s.name, Err: err, stale: reused.Load() && lostConn(err)}
+		err = e
+		if !clientGone(out, false) && !e.stale { // an idle close is no fault of the server
 			g.record(s, err)
 		}
 		cancel(nil)
@@ -185,3 +194,10 @@ func idempotent(req *http.Request) bool {
 type statusError int
 
 func (e statusError) Error() string { return "status " + strconv.Itoa(int(e)) }
+
+// staleConn reports whether err is a request lost on a reused connection
+// the server had closed (Error.stale).
+func staleConn(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.stale
+}

@@ -212,3 +212,63 @@ func TestAllDownStillTriesLeastRecentlyFailed(t *testing.T) {
 		closeIdle(p.g)
 	})
 }
+
+// closeWhenReused answers the first request of a connection over the raw
+// connection, keeping it open, then reads the next request sent on it and
+// closes the connection without answering: the race of a server closing
+// an idle keep-alive connection just as the client reuses it.
+func closeWhenReused(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(err)
+	}
+	io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+	rw.Reader.ReadByte() // the next request arrives
+	conn.Close()
+}
+
+// TestStaleKeepAliveIsRetriedOnTheOnlyServer: an idempotent request lost
+// on a reused connection the server had closed is sent again to the same
+// server, over a new connection, even when it is the pool's only one; a
+// POST is not, and neither counts against the server's health.
+func TestStaleKeepAliveIsRetriedOnTheOnlyServer(t *testing.T) {
+	for _, tt := range []struct {
+		method     string
+		wantStatus int // 0: an error
+	}{{http.MethodGet, 200}, {http.MethodPut, 200}, {http.MethodDelete, 200}, {http.MethodPost, 0}} {
+		t.Run(tt.method, func(t *testing.T) {
+			o := newOrigin(t, "only")
+			var n atomic.Int32
+			o.handle(func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) == 1 {
+					closeWhenReused(w, r)
+					return
+				}
+				echo(w, r)
+			})
+			// One failure ejects: a recorded idle close would show.
+			p := newTestPool(t, Config{Origins: servers(o), Ejection: Ejection{Failures: 1}})
+			status, body, err := fetch(t, p, "http://static.example.com/first")
+			require.NoError(t, err)
+			require.Equal(t, "first", body)
+			require.Equal(t, 200, status)
+
+			req, err := http.NewRequest(tt.method, "http://static.example.com/second", bytes.NewReader([]byte("again")))
+			require.NoError(t, err)
+			status, body, err = send(p, req)
+			if tt.wantStatus == 0 {
+				require.Error(t, err)
+				assert.Equal(t, int32(1), n.Load(), "not sent again")
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, tt.wantStatus, status)
+				assert.Equal(t, "again", body)
+				assert.Equal(t, int32(2), n.Load(), "the retry reached the handler once")
+			}
+			if tt.wantStatus != 0 {
+				assert.True(t, p.Servers()[0].Up, "an idle close is not a failure of the server")
+			}
+		})
+	}
+}

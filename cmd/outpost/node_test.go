@@ -342,3 +342,35 @@ func TestDemo(t *testing.T) {
 	cancel()
 	assert.Equal(t, 0, <-done)
 }
+
+// TestPutSurvivesAnIdleClose: an origin that closes a keep-alive
+// connection just as the node reuses it (Node.js and Apache close idle
+// ones after 5 s) does not cost a client a 502 for an idempotent request
+// with a small body: the node kept the body and sends it again.
+func TestPutSurvivesAnIdleClose(t *testing.T) {
+	var n atomic.Int32
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if n.Add(1) == 1 {
+			conn, rw, err := http.NewResponseController(w).Hijack()
+			require.NoError(t, err)
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 5\r\n\r\nfirst")
+			rw.Reader.ReadByte() // the next request arrives on this connection
+			conn.Close()
+			return
+		}
+		w.Write(body)
+	})
+	tn := startNode(t, "--origin", o.URL)
+	_, b := fetch(t, tn.url+"/first")
+	require.Equal(t, "first", b)
+
+	req, err := http.NewRequest(http.MethodPut, tn.url+"/upload", strings.NewReader("payload"))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "payload", string(got))
+}
