@@ -42,6 +42,13 @@ type fileConfig struct {
 	Log          logConfig    `yaml:"log"`
 	Drain        at[string]   `yaml:"drain_timeout"`
 	PurgeBus     purgeBus     `yaml:"purge_bus"`
+	// TLS serves the public listener over TLS (with HTTP/2).
+	TLS listenerTLS `yaml:"tls"`
+}
+
+type listenerTLS struct {
+	Cert at[string] `yaml:"cert"`
+	Key  at[string] `yaml:"key"`
 }
 
 type adminConfig struct {

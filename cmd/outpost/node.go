@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -151,6 +152,9 @@ func newNode(s *settings, log *slog.Logger) (n *node, err error) {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if s.tlsCert != nil {
+		n.public.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}, MinVersion: tls.VersionTLS12}
 	}
 	admin, err := n.adminMux()
 	if err != nil {
@@ -384,11 +388,19 @@ func (n *node) adminAddr() string  { return n.adminLn.Addr().String() }
 // timeout to finish, and everything is closed.
 func (n *node) run(ctx context.Context) error {
 	errc := make(chan error, 2)
-	go func() { errc <- serveOn(n.public, n.publicLn) }()
+	useTLS := n.public.TLSConfig != nil // read before Serve, which sets up HTTP/2 in it
+	go func() {
+		if useTLS {
+			// ServeTLS adds HTTP/2 (ALPN h2) to the certificate set below.
+			errc <- ignoreClosed(n.public.ServeTLS(n.publicLn, "", ""))
+			return
+		}
+		errc <- serveOn(n.public, n.publicLn)
+	}()
 	go func() { errc <- serveOn(n.admin, n.adminLn) }()
 	n.started = time.Now()
 	n.ready.Store(true)
-	n.log.Info("serving", "listen", n.publicAddr(), "admin", n.adminAddr(), "name", n.s.name)
+	n.log.Info("serving", "listen", n.publicAddr(), "tls", useTLS, "admin", n.adminAddr(), "name", n.s.name)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	sweepDone := make(chan struct{})
 	go func() {
@@ -428,10 +440,15 @@ func (n *node) run(ctx context.Context) error {
 }
 
 func serveOn(srv *http.Server, ln net.Listener) error {
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	return ignoreClosed(srv.Serve(ln))
+}
+
+// ignoreClosed maps the error Serve returns after Shutdown to nil.
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
 	}
-	return nil
+	return err
 }
 
 // close releases everything the node built, newest first.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -26,7 +27,8 @@ type settings struct {
 	sliceThresh  int64  // -1: slicing off
 	busURL       string // purge_bus.nats; empty: no fleet bus
 	busStream    string
-	busReadyWait time.Duration // purge_bus.ready_timeout; 0: wait for the replay
+	busReadyWait time.Duration    // purge_bus.ready_timeout; 0: wait for the replay
+	tlsCert      *tls.Certificate // the public listener's; nil: plain HTTP
 	cacheDir     string
 	disk         int64
 	logFormat    string
@@ -97,6 +99,8 @@ type serveFlags struct {
 	logFormat string
 	accessLog bool
 	drain     time.Duration
+	tlsCert   string
+	tlsKey    string
 }
 
 func newServeFlags(name string, stderr io.Writer) *serveFlags {
@@ -115,6 +119,8 @@ func newServeFlags(name string, stderr io.Writer) *serveFlags {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&f.accessLog, "access-log", false, "log every request")
 	fs.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long a stop waits for in-flight responses")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (chain) for the public listener: serves HTTPS and HTTP/2")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	return f
 }
 
@@ -194,6 +200,9 @@ func (f *serveFlags) resolve() (*settings, error) {
 		return nil, err
 	}
 	if err := s.resolveBus(&fc.PurgeBus, set["name"] || fc.Name.V != ""); err != nil {
+		return nil, err
+	}
+	if err := s.resolveTLS(f, set, &fc.TLS); err != nil {
 		return nil, err
 	}
 	// Origins: --origin replaces the file's catch-all; parents likewise.
@@ -447,4 +456,37 @@ func redactURL(raw string) string {
 		pu.User = url.User("redacted")
 	}
 	return pu.String()
+}
+
+// resolveTLS loads the public listener's certificate from --tls-cert and
+// --tls-key, or tls.cert and tls.key: both or neither.
+func (s *settings) resolveTLS(f *serveFlags, set map[string]bool, t *listenerTLS) error {
+	cert, certField := t.Cert, "tls.cert"
+	if set["tls-cert"] {
+		cert, certField = at[string]{V: f.tlsCert}, "--tls-cert"
+	}
+	key, keyField := t.Key, "tls.key"
+	if set["tls-key"] {
+		key, keyField = at[string]{V: f.tlsKey}, "--tls-key"
+	}
+	switch {
+	case cert.V == "" && key.V == "":
+		return nil
+	case cert.V == "":
+		if set["tls-key"] {
+			certField = "--tls-cert"
+		}
+		return badField(certField, key.Line, "missing (%s is set)", keyField)
+	case key.V == "":
+		if set["tls-cert"] {
+			keyField = "--tls-key"
+		}
+		return badField(keyField, cert.Line, "missing (%s is set)", certField)
+	}
+	pair, err := tls.LoadX509KeyPair(cert.V, key.V)
+	if err != nil {
+		return badField(certField, cert.Line, "%v", err)
+	}
+	s.tlsCert = &pair
+	return nil
 }
