@@ -41,6 +41,7 @@ type fileConfig struct {
 	Cache        cacheConfig  `yaml:"cache"`
 	Log          logConfig    `yaml:"log"`
 	Drain        at[string]   `yaml:"drain_timeout"`
+	SendTimeout  at[string]   `yaml:"send_timeout"`
 	PurgeBus     purgeBus     `yaml:"purge_bus"`
 	// TLS serves the public listener over TLS (with HTTP/2).
 	TLS listenerTLS `yaml:"tls"`

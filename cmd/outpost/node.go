@@ -169,6 +169,9 @@ func newNode(s *settings, log *slog.Logger) (n *node, err error) {
 	if n.publicLn, err = net.Listen("tcp", s.listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	if s.sendTimeout > 0 {
+		n.publicLn = sendTimeoutListener{n.publicLn, s.sendTimeout}
+	}
 	if n.adminLn, err = net.Listen("tcp", s.admin); err != nil {
 		n.publicLn.Close()
 		return nil, fmt.Errorf("admin: %w", err)

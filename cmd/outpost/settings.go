@@ -29,6 +29,7 @@ type settings struct {
 	busStream    string
 	busReadyWait time.Duration    // purge_bus.ready_timeout; 0: wait for the replay
 	tlsCert      *tls.Certificate // the public listener's; nil: plain HTTP
+	sendTimeout  time.Duration    // send_timeout: each write to a client must progress within it; 0: none
 	cacheDir     string
 	disk         int64
 	logFormat    string
@@ -195,6 +196,9 @@ func (f *serveFlags) resolve() (*settings, error) {
 		if s.drain, err = durationField("drain_timeout", fc.Drain, 0); err != nil {
 			return nil, err
 		}
+	}
+	if s.sendTimeout, err = durationField("send_timeout", fc.SendTimeout, 60*time.Second); err != nil {
+		return nil, err
 	}
 	if s.cache, err = resolveCache(&fc.Cache); err != nil {
 		return nil, err
