@@ -285,6 +285,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *H
 	fwd := lk.fwd
 	if lk.obj != nil {
 		m := lk.obj.Meta()
+		purgedSince(r, &rc, m)
 		now := h.now()
 		age := currentAge(m, now)
 		switch h.judge(m, &rc, age, lk.soft) {
@@ -402,6 +403,38 @@ func (h *Handler) lookup(ctx context.Context, urlKey string, reqHeader http.Head
 	return lk
 }
 
+// purgedAtField carries, from a tier to its parent, the time of the purge
+// that made it refetch (Unix nanoseconds): the precise form of the
+// max-age=<seconds since the purge> sent beside it (sinceLastPurge).
+const purgedAtField = "Outpost-Purged-At"
+
+// purgedSince applies a child tier's Outpost-Purged-At to its request's
+// directives: a stored response fetched after the purge is what the
+// child's max-age asks for, however many whole seconds it is old, and one
+// fetched before must be revalidated whatever its age. Without it, a max-age
+// of 0 in a purge's first second would send every child's refetch to the
+// origin. Only requests from another tier (CDN-Loop) carry it; a client's
+// is removed before it goes upstream (upstreamRequest).
+func purgedSince(r *http.Request, rc *directives, m *storage.Meta) {
+	v, ok := r.Header[purgedAtField]
+	if !ok || len(v) != 1 || !innerTier(r) || rc.maxAge == unset {
+		return
+	}
+	at, err := strconv.ParseInt(v[0], 10, 64)
+	if err != nil {
+		return
+	}
+	fetched := m.RequestTime
+	if fetched.IsZero() || m.ResponseTime.Before(fetched) {
+		fetched = m.ResponseTime
+	}
+	if fetched.UnixNano() >= at {
+		rc.maxAge = unset
+	} else {
+		rc.noCache = true
+	}
+}
+
 // newestBans is implemented by a Bans that can tell, before a response is
 // known, the newest purge that would match any object of a URL.
 type newestBans interface {
@@ -434,6 +467,7 @@ func (h *Handler) sinceLastPurge(out http.Header, urlKey string, banAt time.Time
 		return
 	}
 	appendField(out, "Cache-Control", "max-age="+strconv.FormatInt(secs, 10))
+	out[purgedAtField] = []string{strconv.FormatInt(banAt.UnixNano(), 10)}
 }
 
 // addValidators makes a fill conditional on the stored response's

@@ -194,6 +194,7 @@ func (h *Handler) upstreamRequest(r *http.Request, c *canonical, cache bool) *ht
 			delete(hdr, f)
 		}
 	}
+	delete(hdr, purgedAtField) // only this node says when it purged
 	appendForwardedFor(hdr, r.RemoteAddr)
 	appendField(hdr, "Via", viaValue(r)+" "+h.cfg.Name)
 	appendField(hdr, "Cdn-Loop", h.loopID)

@@ -106,3 +106,34 @@ func TestViaOnRequestsOnly(t *testing.T) {
 	}
 	assert.Equal(t, "1.1 test-edge", via.Load())
 }
+
+// TestPurgedAtFromAChildTier: a request from another tier (CDN-Loop) with
+// Outpost-Purged-At is served a stored copy fetched after that time even
+// though its max-age=0 would refuse it, and revalidates one fetched
+// before; a client's Outpost-Purged-At never goes upstream.
+func TestPurgedAtFromAChildTier(t *testing.T) {
+	var sent atomic.Value
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		sent.Store(r.Header.Get("Outpost-Purged-At"))
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "x")
+	})
+	e.get(t, "/a") // stored now
+	stored := e.clock.Now()
+	e.clock.Advance(30 * time.Second)
+	child := func(at time.Time) string {
+		resp, _ := e.get(t, "/a", "Cdn-Loop", "edge-b; node=1", "Cache-Control", "max-age=0",
+			"Outpost-Purged-At", strconv.FormatInt(at.UnixNano(), 10))
+		return resp.Header.Get("Cache-Status")
+	}
+	assert.Contains(t, child(stored.Add(-time.Second)), "hit", "fetched after the purge: served")
+	assert.Equal(t, int64(1), e.origin.hits.Load())
+	assert.Contains(t, child(stored.Add(time.Second)), "fwd=request", "fetched before the purge: refetched")
+	assert.Equal(t, int64(2), e.origin.hits.Load())
+	assert.Equal(t, "", sent.Load(), "the child's field is not passed on")
+
+	// Without CDN-Loop the field means nothing: max-age=0 revalidates.
+	e.clock.Advance(30 * time.Second)
+	resp, _ := e.get(t, "/a", "Cache-Control", "max-age=0", "Outpost-Purged-At", "0")
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd=request")
+}
