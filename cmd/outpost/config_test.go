@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,4 +108,31 @@ func TestVersionAndUsage(t *testing.T) {
 	assert.Equal(t, 2, run(context.Background(), nil, &stdout, &stderr))
 	assert.Equal(t, 2, run(context.Background(), []string{"frob"}, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), `unknown command "frob"`)
+}
+
+// TestServeReportsBusyPorts: a listener that cannot bind, or a disk tier
+// that cannot open, makes serve exit 1 with the reason, after releasing
+// what it had built (no panic, no listener left behind).
+func TestServeReportsBusyPorts(t *testing.T) {
+	t.Setenv(tokenEnv, "")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	notDir := writeFile(t, "file", "x")
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"public port in use", []string{"--listen", busy.Addr().String(), "--admin", "127.0.0.1:0"}, "listen:"},
+		{"admin port in use", []string{"--listen", "127.0.0.1:0", "--admin", busy.Addr().String()}, "admin:"},
+		{"cache dir is a file", []string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--cache-dir", notDir}, "disk tier"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"serve", "--origin", "http://o"}, tt.args...), io.Discard, &stderr)
+			assert.Equal(t, 1, code, stderr.String())
+			assert.Contains(t, stderr.String(), tt.want)
+		})
+	}
 }

@@ -55,11 +55,11 @@ type node struct {
 
 // newNode builds a node and binds its listeners, so a bad address fails
 // before anything is served.
-func newNode(s *settings, log *slog.Logger) (n *node, err error) {
-	n = &node{s: s, log: log, reg: prometheus.NewRegistry()}
+func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
+	n := &node{s: s, log: log, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
-			n.close()
+			n.close() // n, not the nil every error path returns
 		}
 	}()
 	if n.token, err = s.adminToken(); err != nil {
