@@ -75,6 +75,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	h.ServeRequest(w, r, req)
+}
+
+// ServeRequest records req, a purge already decoded (such as the PURGE
+// method's single URL), and answers as ServeHTTP does: 200 and a Result,
+// with a "warning" when the fleet's Bus did not acknowledge it; 400 for an
+// invalid purge; 503 when the Index is closed; 500 when recording failed.
+func (h *Handler) ServeRequest(w http.ResponseWriter, r *http.Request, req Request) {
 	rec, err := h.purger.Purge(r.Context(), req)
 	if ve, ok := errors.AsType[*ValidationError](err); ok {
 		writeError(w, http.StatusBadRequest, ve.Reason)

@@ -38,6 +38,7 @@ type node struct {
 	bans     *purge.Index
 	bus      *purge.Bus   // nil without purge_bus
 	purger   purge.Purger // bus, else bans: where purges issued here go
+	purgeAPI *purge.Handler
 	edge     *edge.Handler
 	warmer   *warmer
 	pools    []namedPool
@@ -137,6 +138,9 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 	n.warmer = newWarmer(n.edge, log)
 	n.closers = append(n.closers, n.warmer.Close)
 
+	if n.purgeAPI, err = purge.NewHandler(purge.HandlerConfig{Purger: n.purger, Logger: log}); err != nil {
+		return nil, err
+	}
 	var public http.Handler = n.edge
 	if s.purgeMethod {
 		public = n.purgeMethod(public)
@@ -156,12 +160,8 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 	if s.tlsCert != nil {
 		n.public.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}, MinVersion: tls.VersionTLS12}
 	}
-	admin, err := n.adminMux()
-	if err != nil {
-		return nil, err
-	}
 	n.admin = &http.Server{
-		Handler:           admin,
+		Handler:           n.adminMux(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -319,13 +319,9 @@ func healthCheck(h *healthSettings) origin.HealthCheck {
 
 // adminMux serves the admin API (DESIGN "Admin API"). With a token, every
 // endpoint but /healthz and /readyz requires it.
-func (n *node) adminMux() (http.Handler, error) {
-	purgeHandler, err := purge.NewHandler(purge.HandlerConfig{Purger: n.purger, Logger: n.log})
-	if err != nil {
-		return nil, err
-	}
+func (n *node) adminMux() http.Handler {
 	guarded := http.NewServeMux()
-	guarded.Handle("/purge", purgeHandler)
+	guarded.Handle("/purge", n.purgeAPI)
 	guarded.Handle("/warm", n.warmer)
 	guarded.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	guarded.HandleFunc("GET /status", n.status)
@@ -348,7 +344,7 @@ func (n *node) adminMux() (http.Handler, error) {
 		io.WriteString(w, "ready\n")
 	})
 	mux.Handle("/", rest)
-	return mux, nil
+	return mux
 }
 
 // isReady: listeners up, the disk index loaded, the purges the node

@@ -374,3 +374,60 @@ func TestPutSurvivesAnIdleClose(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "payload", string(got))
 }
+
+// TestPurgeMethod: with admin.purge_method the public listener takes
+// PURGE for one URL with the admin token (401 without), answers as the
+// admin API does, and Outpost-Soft-Purge: 1 makes it soft; without the
+// setting PURGE gets 405 and never reaches the origin.
+func TestPurgeMethod(t *testing.T) {
+	t.Setenv(tokenEnv, "tok")
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600, stale-while-revalidate=600")
+		io.WriteString(w, "body")
+	})
+	cfg := writeFile(t, "outpost.yaml", "admin: { purge_method: true }\n")
+	tn := startNode(t, "--origin", o.URL, "--config", cfg)
+	purgeReq := func(path, token string, hdr ...string) (*http.Response, string) {
+		req, err := http.NewRequest("PURGE", tn.url+path, nil)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	fetch(t, tn.url+"/a.css")
+	require.Contains(t, cacheStatus(t, tn.url+"/a.css"), "; hit")
+
+	resp, _ := purgeReq("/a.css", "wrong")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Contains(t, cacheStatus(t, tn.url+"/a.css"), "; hit", "a refused purge purges nothing")
+
+	resp, body := purgeReq("/a.css", "tok")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+	assert.Contains(t, body, `"bans":1`)
+	assert.Contains(t, cacheStatus(t, tn.url+"/a.css"), "fwd=miss")
+
+	require.Contains(t, cacheStatus(t, tn.url+"/a.css"), "; hit")
+	resp, _ = purgeReq("/a.css", "tok", "Outpost-Soft-Purge", "1")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, cacheStatus(t, tn.url+"/a.css"), "stale-while-revalidate", "soft: served stale while refetched")
+
+	plain := startNode(t, "--origin", o.URL)
+	before := o.total.Load()
+	req, err := http.NewRequest("PURGE", plain.url+"/a.css", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	assert.Equal(t, before, o.total.Load(), "PURGE never reaches the origin")
+}
