@@ -51,7 +51,12 @@ var cdnHeaders = [...]string{"Surrogate-Control", "Surrogate-Key", "Cache-Tag"}
 // isCDNHeader reports whether the canonical field name k is one of
 // cdnHeaders.
 func isCDNHeader(k string) bool {
-	return k == "Surrogate-Control" || k == "Surrogate-Key" || k == "Cache-Tag"
+	for _, f := range cdnHeaders {
+		if k == f {
+			return true
+		}
+	}
+	return false
 }
 
 // appendForwardedFor adds the client's address to X-Forwarded-For.
