@@ -388,15 +388,13 @@ func (n *node) adminAddr() string  { return n.adminLn.Addr().String() }
 func (n *node) run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	useTLS := n.public.TLSConfig != nil // read before Serve, which sets up HTTP/2 in it
-	go func() {
-		if useTLS {
-			// ServeTLS adds HTTP/2 (ALPN h2) to the certificate set below.
-			errc <- ignoreClosed(n.public.ServeTLS(n.publicLn, "", ""))
-			return
-		}
-		errc <- serveOn(n.public, n.publicLn)
-	}()
-	go func() { errc <- serveOn(n.admin, n.adminLn) }()
+	serve := n.public.Serve
+	if useTLS {
+		// ServeTLS adds HTTP/2 (ALPN h2) to the certificate newNode set.
+		serve = func(ln net.Listener) error { return n.public.ServeTLS(ln, "", "") }
+	}
+	go func() { errc <- ignoreClosed(serve(n.publicLn)) }()
+	go func() { errc <- ignoreClosed(n.admin.Serve(n.adminLn)) }()
 	n.started = time.Now()
 	n.ready.Store(true)
 	n.log.Info("serving", "listen", n.publicAddr(), "tls", useTLS, "admin", n.adminAddr(), "name", n.s.name)
@@ -436,10 +434,6 @@ func (n *node) run(ctx context.Context) error {
 	n.close()
 	n.log.Info("stopped")
 	return err
-}
-
-func serveOn(srv *http.Server, ln net.Listener) error {
-	return ignoreClosed(srv.Serve(ln))
 }
 
 // ignoreClosed maps the error Serve returns after Shutdown to nil.
