@@ -424,11 +424,7 @@ func purgedSince(r *http.Request, rc *directives, m *storage.Meta) {
 	if err != nil {
 		return
 	}
-	fetched := m.RequestTime
-	if fetched.IsZero() || m.ResponseTime.Before(fetched) {
-		fetched = m.ResponseTime
-	}
-	if fetched.UnixNano() >= at {
+	if m.FetchedAt().UnixNano() >= at {
 		rc.maxAge = unset
 	} else {
 		rc.noCache = true

@@ -246,9 +246,8 @@ func (fs *floorSet) with(n, delta int) *floorSet {
 func kindBit(k Kind) uint32 { return 1 << k }
 
 // objectTime returns the time bans are compared with for the object m
-// describes, in Unix nanoseconds: the earlier of its RequestTime and
-// ResponseTime (RFC 9111 §4.2.3), or ResponseTime alone when RequestTime is
-// zero (metadata stored before RequestTime was recorded). A zero
+// describes, in Unix nanoseconds: its FetchedAt, the earlier of its
+// RequestTime and ResponseTime (RFC 9111 §4.2.3). A zero
 // ResponseTime is older than every ban. A response whose
 // request left before a purge may have been generated before it, however
 // late it arrived, so it must be banned; one whose request left after the
@@ -265,10 +264,7 @@ func kindBit(k Kind) uint32 { return 1 << k }
 // A zero time, or one before 1970, counts as 0: older than every ban (a
 // ban's time is positive), yet not older than an entry's empty side.
 func objectTime(m *storage.Meta) int64 {
-	t := m.ResponseTime
-	if rq := m.RequestTime; !rq.IsZero() && rq.Before(t) {
-		t = rq
-	}
+	t := m.FetchedAt()
 	if t.IsZero() || t.Unix() < 0 {
 		return 0
 	}

@@ -79,3 +79,15 @@ func (m *Meta) HeaderSize() int64 {
 	}
 	return n
 }
+
+// FetchedAt is when the response's request left: the earlier of
+// RequestTime and ResponseTime, or ResponseTime when RequestTime is zero
+// (metadata written before RequestTime was recorded). A response whose
+// request left before an event (a purge) may predate it, however late it
+// arrived.
+func (m *Meta) FetchedAt() time.Time {
+	if rq := m.RequestTime; !rq.IsZero() && rq.Before(m.ResponseTime) {
+		return rq
+	}
+	return m.ResponseTime
+}
