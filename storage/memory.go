@@ -29,7 +29,8 @@ type MemoryConfig struct {
 // MemoryConfig.MaxBytes, on a ristretto cache (TinyLFU admission, sampled LFU
 // eviction). It is safe for concurrent use. Commit is best effort: the
 // admission policy may drop an object when the tier is full, after which Get
-// reports ErrNotFound. Close releases the cache's goroutines.
+// reports ErrNotFound; Commit says so with ErrNotAdmitted. Close releases
+// the cache's goroutines.
 //
 // Commit, Update and Delete of one key are serialized (by a lock striped
 // over the keys, held until the cache has applied the change), because the
@@ -361,8 +362,13 @@ const maxSlack = 4 << 10
 // chunk of a body of unknown size is first copied to a chunk of its length
 // when it has more than 4 KiB spare, so the charge is within 4 KiB of the
 // body's length.
+//
+// It fails with ErrNotAdmitted when the admission policy refused the object.
 func (w *memWriter) Commit() error {
-	_, err := w.commit()
+	stored, err := w.commit()
+	if err == nil && !stored {
+		err = fmt.Errorf("memory tier: commit %s: %w", w.meta.Key, ErrNotAdmitted)
+	}
 	return err
 }
 

@@ -206,3 +206,44 @@ func TestMemoryChunkedBodyIsChargedForItsMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryCommitReportsAdmissionRefusal fills the tier with objects that
+// are read often, then commits a newcomer no one has asked for: the
+// admission policy keeps what it has, and Commit says so instead of
+// succeeding for an object Get will never find.
+func TestMemoryCommitReportsAdmissionRefusal(t *testing.T) {
+	m := newMemory(t, storage.MemoryConfig{MaxBytes: 1 << 20, MaxObjectSize: 64 << 10})
+	ctx := context.Background()
+	body := make([]byte, 60<<10)
+	put := func(key string) error {
+		w, err := m.Put(ctx, storage.Meta{Key: key, URL: key, Status: 200, Size: int64(len(body))})
+		require.NoError(t, err)
+		defer w.Close()
+		_, err = w.Write(body)
+		require.NoError(t, err)
+		return w.Commit()
+	}
+	for i := range 16 {
+		key := fmt.Sprintf("hot-%d", i)
+		require.NoError(t, put(key), "commit of %s into a tier with room", key)
+		for range 20 {
+			o, err := m.Get(ctx, key)
+			require.NoError(t, err, "get %s", key)
+			o.Close()
+		}
+	}
+	refused := 0
+	for i := range 20 {
+		key := fmt.Sprintf("cold-%d", i)
+		err := put(key)
+		_, gerr := m.Get(ctx, key)
+		if err != nil {
+			require.ErrorIs(t, err, storage.ErrNotAdmitted, "commit of %s", key)
+			assert.ErrorIs(t, gerr, storage.ErrNotFound, "get of %s after a refused commit", key)
+			refused++
+		} else {
+			assert.NoError(t, gerr, "get of %s after a successful commit", key)
+		}
+	}
+	assert.Positive(t, refused, "commits refused by admission in a full tier of hot objects")
+}

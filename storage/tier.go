@@ -18,6 +18,11 @@ var (
 	ErrSizeMismatch = errors.New("storage: body length differs from declared size")
 	// ErrClosed reports use of a Writer after Commit or Abort, or of a closed tier.
 	ErrClosed = errors.New("storage: closed")
+	// ErrNotAdmitted reports a Commit whose body was whole and valid but
+	// that the tier's admission policy declined to keep (a memory tier
+	// that prefers what it holds). Nothing was published; a Get finds the
+	// previous object under the key, if any, or nothing.
+	ErrNotAdmitted = errors.New("storage: not admitted")
 )
 
 // Tier stores objects by key. Implementations are safe for concurrent use.
