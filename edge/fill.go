@@ -20,12 +20,16 @@ import (
 type fill struct {
 	f       *flight
 	site    *Host
-	out     *http.Request // the upstream request, without context
+	out     *http.Request // the upstream request, without context, Range or validators
 	urlKey  string
 	inTable bool // the flight is in the flight table
 	// stale is the stored response being revalidated (nil for a plain
-	// miss). The fill owns it.
+	// miss): a whole object, or a slice index. The fill owns it.
 	stale storage.Object
+	// slice, when set, makes the fill ask upstream for one slice of the
+	// object (slice.go): the probe of a cold Range request, or the
+	// revalidation of a slice index.
+	slice *slicePlan
 	// fwd is the Cache-Status forward reason for this fetch.
 	fwd        string
 	authorized bool        // the request carried Authorization (RFC 9111 §3.5)
@@ -33,36 +37,95 @@ type fill struct {
 	noStore    bool        // the leading request said no-store (RFC 9111 §5.2.1.5)
 }
 
+// newFill returns the fill of flight f for a request: its upstream request
+// is built from r, and it revalidates stale when that is not nil.
+func (h *Handler) newFill(r *http.Request, site *Host, c *canonical, f *flight, stale storage.Object) *fill {
+	return &fill{
+		f: f, site: site, out: h.upstreamRequest(r, c, true), urlKey: c.String(), stale: stale,
+		authorized: r.Header.Get("Authorization") != "", leaderVary: r.Header.Clone(),
+	}
+}
+
+// request builds the upstream request of an attempt: the fill's, with a
+// Range field for the slice it asks for and the validators of the stored
+// response it revalidates (RFC 9111 §4.3.1; RFC 9110 §13.2.2 evaluates
+// If-None-Match before Range, so an unchanged sliced object costs a 304 and
+// a changed one arrives as the slice asked for).
+func (fl *fill) request(ctx context.Context) *http.Request {
+	out := fl.out.WithContext(ctx)
+	if fl.slice == nil && fl.stale == nil {
+		return out
+	}
+	out.Header = fl.out.Header.Clone()
+	if sp := fl.slice; sp != nil {
+		start := sp.k * sp.size
+		out.Header["Range"] = rangeField(start, start+sp.size-1)
+	}
+	if fl.stale != nil {
+		stored := fl.stale.Meta().Header
+		if etag := stored["Etag"]; len(etag) > 0 {
+			out.Header["If-None-Match"] = etag
+		}
+		if lm := stored["Last-Modified"]; len(lm) > 0 {
+			out.Header["If-Modified-Since"] = lm
+		}
+	}
+	return out
+}
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// startFill runs fl in a goroutine the Handler owns.
-func (h *Handler) startFill(fl *fill) {
+// goFill runs a fill in a goroutine the Handler owns (Close waits for it).
+func (h *Handler) goFill(run func()) {
 	h.fills.Add(1)
 	h.metrics.fills.Inc()
 	go func() {
 		defer h.fills.Done()
-		h.runFill(fl)
+		run()
 	}()
 }
 
-// runFill fetches the response and announces it to the flight's followers:
-// stored and streamed, shared uncached, handed to the leader alone, a
-// refreshed stored object, or an error.
+// exchange is an upstream response with the clock facts RFC 9111 §4.2.3
+// needs.
+type exchange struct {
+	resp              *http.Response
+	reqTime, respTime time.Time
+}
+
+// roundTrip sends one upstream request.
+func (h *Handler) roundTrip(site *Host, req *http.Request) (exchange, error) {
+	reqTime := h.now()
+	resp, err := site.Transport.RoundTrip(req)
+	if err != nil {
+		return exchange{}, err
+	}
+	h.metrics.originStatus(resp.StatusCode)
+	return exchange{resp: resp, reqTime: reqTime, respTime: h.now()}, nil
+}
+
+// runFill fetches the response for a flight and announces it to the
+// followers, in protocol steps: send the request (again without validators
+// when a 304 validates some other representation); a 304 refreshes the
+// stored response and an error may serve it stale; a slice request's answer
+// goes to slicing, which stores it as slices or hands back a whole response;
+// a response only the leader may see is handed to it; any other is streamed
+// to every follower by fillBody, stored when RFC 9111 allows.
 func (h *Handler) runFill(fl *fill) {
 	f := fl.f
+	ctx, cancel := context.WithCancel(h.ctx)
+	handedOff := false // a private response keeps its context for the leader
 	defer func() {
-		h.leaveTable(fl)
-		f.release()
-	}()
-	defer func() {
+		if !handedOff {
+			cancel()
+		}
 		if fl.stale != nil {
 			fl.stale.Close()
 		}
+		h.flights.remove(f)
+		f.release()
 	}()
-	ctx, cancel := context.WithCancel(h.ctx)
 	idle := time.AfterFunc(h.cfg.IdleTimeout, cancel)
 	defer idle.Stop()
-
 	if f.hasLeader {
 		// 1xx responses (RFC 9110 §15.2) go to the leading request only;
 		// they are never stored.
@@ -76,53 +139,51 @@ func (h *Handler) runFill(fl *fill) {
 			},
 		})
 	}
-	reqTime := h.now()
-	resp, err := fl.site.Transport.RoundTrip(fl.out.WithContext(ctx))
+
+	ex, err := h.roundTrip(fl.site, fl.request(ctx))
+	if err == nil && fl.stale != nil && ex.resp.StatusCode == http.StatusNotModified &&
+		!validatorApplies(fl.stale.Meta().Header, ex.resp.Header) {
+		// The 304 validates some other representation (RFC 9111 §4.3.4):
+		// fetch ours whole.
+		drain(ex.resp)
+		h.dropStale(fl)
+		ex, err = h.roundTrip(fl.site, fl.request(ctx))
+	}
 	if err != nil {
-		cancel()
 		h.fillFailed(fl, err, 0)
 		return
 	}
-	respTime := h.now()
-	h.metrics.originStatus(resp.StatusCode)
-
-	if fl.stale != nil && resp.StatusCode == http.StatusNotModified &&
-		!validatorApplies(fl.stale.Meta().Header, resp.Header) {
-		// The 304 validates some other representation: fetch ours whole.
-		drain(resp)
-		fl.stale.Close()
-		fl.stale = nil
-		delete(fl.out.Header, "If-None-Match")
-		delete(fl.out.Header, "If-Modified-Since")
-		reqTime = h.now()
-		if resp, err = fl.site.Transport.RoundTrip(fl.out.WithContext(ctx)); err != nil {
-			cancel()
-			h.fillFailed(fl, err, 0)
-			return
-		}
-		respTime = h.now()
-		h.metrics.originStatus(resp.StatusCode)
-	}
 	if fl.stale != nil {
-		switch {
-		case resp.StatusCode == http.StatusNotModified:
-			drain(resp)
-			cancel()
-			h.refreshed(fl, resp, reqTime, respTime)
+		switch code := ex.resp.StatusCode; {
+		case code == http.StatusNotModified:
+			drain(ex.resp)
+			h.refreshed(fl, ex)
 			return
-		case resp.StatusCode >= 500 && h.staleIfError(fl.stale.Meta(), respTime):
-			drain(resp)
-			cancel()
-			h.fillFailed(fl, fmt.Errorf("origin answered %d", resp.StatusCode), resp.StatusCode)
+		case code >= 500 && h.staleIfError(fl.stale.Meta(), ex.respTime):
+			drain(ex.resp)
+			h.fillFailed(fl, fmt.Errorf("origin answered %d", code), code)
 			return
 		}
 	}
+	if fl.slice != nil {
+		switch h.sliceAnswer(ctx, fl, ex, idle) {
+		case sliceStored:
+			return
+		case sliceRefetch:
+			// Fetch the object whole: no Range, no validators.
+			drain(ex.resp)
+			h.dropStale(fl)
+			if ex, err = h.roundTrip(fl.site, fl.request(ctx)); err != nil {
+				h.fillFailed(fl, err, 0)
+				return
+			}
+		}
+	}
 
-	key := fl.f.key
 	d := h.decide(respInput{
-		key: key, urlKey: fl.urlKey, authorized: fl.authorized,
-		reqTime: reqTime, respTime: respTime,
-	}, resp)
+		key: f.key, urlKey: fl.urlKey, authorized: fl.authorized,
+		reqTime: ex.reqTime, respTime: ex.respTime,
+	}, ex.resp)
 	if len(d.meta.Vary) > 0 {
 		// The response varies: it is stored as the variant the leading
 		// request selects (RFC 9111 §4.1).
@@ -131,55 +192,91 @@ func (h *Handler) runFill(fl *fill) {
 	if fl.noStore {
 		d.store = false
 	}
-	status := cacheStatus{fwd: fl.fwd, fwdStatus: resp.StatusCode}
 	res := flightResult{
+		kind:         outStream,
 		meta:         &d.meta,
 		leaderHeader: d.leaderHeader,
 		upstream:     d.upstream,
+		status:       cacheStatus{fwd: fl.fwd, fwdStatus: ex.resp.StatusCode},
 		vary:         d.meta.Vary,
 		varyID:       variantID(d.meta.Vary, fl.leaderVary),
 	}
 	if !d.share {
-		h.misses.mark(key, respTime.Add(h.cfg.HitForMissTTL))
+		h.misses.mark(f.key, ex.respTime.Add(h.cfg.HitForMissTTL))
 		res.kind = outPrivate
-		h.handOff(fl, &privateResponse{resp: resp, cancel: cancel, upstream: d.upstream, status: status}, res)
+		handedOff = h.handOff(fl, &privateResponse{resp: ex.resp, cancel: cancel, upstream: d.upstream, status: res.status}, res)
 		return
 	}
-	defer cancel()
-	defer resp.Body.Close()
+	defer ex.resp.Body.Close()
+	stored, err := h.fillBody(ctx, f, ex.resp.Body, &d.meta, d.store, res, idle)
+	if stored {
+		h.misses.clear(f.key)
+		if len(d.meta.Vary) > 0 {
+			h.indexVariant(ctx, fl.urlKey, d.meta.Vary, d.meta.Key)
+		}
+	}
+	h.endFill(f, err)
+}
 
-	// The body is shared: stored when allowed, else spooled for the
-	// followers only.
+// smallFill is the most body fillBody waits for before it announces a
+// response, for at most Config.StreamDelay: a body that arrives whole
+// within both is committed first, so Cache-Status can say "stored" (or
+// not) truthfully; a longer or slower one is announced as it streams, its
+// fate in storage unknown to the clients receiving it, and "stored" is left
+// out.
+const smallFill = 64 << 10
+
+// fillBody is the body protocol every fill follows, for whole responses
+// and slices alike: the body is written to a storage Writer (or to a spool
+// when it is shared but not stored, or outgrows the tier); res is announced
+// to the followers (see smallFill for when), who read the bytes written so
+// far; a body shorter or longer than its declared length is an error for
+// every follower and never stored; a hard purge that arrived meanwhile keeps
+// it out of storage (purgedMeanwhile); then it is committed.
+//
+// The caller ends the flight with endFill once whatever follows a commit
+// (a variant index) is done.
+func (h *Handler) fillBody(ctx context.Context, f *flight, body io.Reader, m *storage.Meta, store bool, res flightResult, idle *time.Timer) (stored bool, err error) {
 	var w storage.Writer
-	if d.store {
-		var err error
-		if w, err = h.store.Put(ctx, d.meta); err != nil {
-			h.log.Debug("not storing", "key", key, "err", err)
+	if store {
+		if w, err = h.store.Put(ctx, *m); err != nil {
+			h.metrics.stores(err)
+			h.log.Debug("not storing", "key", m.Key, "err", err)
 			w = nil
 		}
 	}
-	var src bodyBuffer
-	if w != nil {
-		src = w
-		f.hold(w)
-	} else {
+	var src bodyBuffer = w
+	if w == nil {
 		sp, err := newSpool(h.cfg.SpoolDir)
 		if err != nil {
 			h.log.Error("spool", "err", err)
-			h.fillFailed(fl, err, 0)
-			return
+			f.publish(flightResult{kind: outError, err: err, status: res.status})
+			return false, err
 		}
 		src = sp
-		f.hold(sp)
 	}
+	f.hold(src)
 	f.setSource(src)
-	status.stored = w != nil
-	res.kind, res.status = outStream, status
-	f.publish(res)
+	// announce publishes res once, from this goroutine or the timer's.
+	var once sync.Once
+	announce := func(fate func(*flightResult)) {
+		once.Do(func() {
+			if fate != nil {
+				fate(&res)
+			}
+			f.publish(res)
+		})
+	}
+	if m.Size > smallFill || h.cfg.StreamDelay < 0 {
+		announce(nil)
+	} else {
+		t := time.AfterFunc(h.cfg.StreamDelay, func() { announce(nil) })
+		defer t.Stop()
+	}
 
-	n, err := h.copyBody(f, resp.Body, &w, src, idle)
-	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
-		err = fmt.Errorf("body of %d bytes, declared %d: %w", n, resp.ContentLength, io.ErrUnexpectedEOF)
+	n, err := h.copyBody(f, body, &w, src, idle, announce)
+	if err == nil && m.Size >= 0 && n != m.Size {
+		err = fmt.Errorf("body of %d bytes, declared %d: %w", n, m.Size, io.ErrUnexpectedEOF)
 	}
 	if err != nil {
 		// A body cut short reaches every follower as an error and is
@@ -188,36 +285,41 @@ func (h *Handler) runFill(fl *fill) {
 			w.Abort()
 		}
 		h.metrics.fillErrors.Inc()
-		h.log.Warn("fill failed", "url", fl.urlKey, "err", err)
-		h.leaveTable(fl) // no request may join a failed flight
-		f.finish(err)
-		return
+		h.log.Warn("fill failed", "key", m.Key, "err", err)
+		announce(func(res *flightResult) { *res = flightResult{kind: outError, err: err, status: res.status} })
+		return false, err
 	}
-	if w != nil && h.purgedMeanwhile(&d.meta) {
+	if w != nil && h.purgedMeanwhile(m) {
 		w.Abort() // the followers still read the body from w
+		h.metrics.stores(errPurged)
 		w = nil
 	}
 	if w != nil {
-		if err := w.Commit(); err != nil {
-			h.log.Warn("commit failed", "key", d.meta.Key, "err", err)
-		} else {
-			h.misses.clear(key)
-			if len(d.meta.Vary) > 0 {
-				h.indexVariant(ctx, fl.urlKey, d.meta.Vary, d.meta.Key)
-			}
+		err := w.Commit()
+		h.metrics.stores(err)
+		if stored = err == nil; !stored {
+			h.log.Debug("commit refused", "key", m.Key, "err", err)
 		}
 	}
-	// Stored, then out of the table, then finished: a client receives
-	// the body's last byte only at finish (flight.readAt), so its next
-	// request finds the stored response rather than this flight.
-	h.leaveTable(fl)
-	f.finish(nil)
+	announce(func(res *flightResult) { res.status.stored = stored })
+	return stored, nil
+}
+
+// endFill ends a flight's body: out of the table first, so a client that
+// receives the last byte (flight.readAt holds it back until finish) and asks
+// again finds the stored response rather than this flight, and no request
+// joins a failed one.
+func (h *Handler) endFill(f *flight, err error) {
+	h.flights.remove(f)
+	f.finish(err)
 }
 
 // copyBody copies the upstream body into src, announcing progress to the
 // flight. When the storage writer refuses more bytes (the object outgrew
 // the tier) the body moves to a spool and the followers read on from it.
-func (h *Handler) copyBody(f *flight, body io.Reader, w *storage.Writer, src bodyBuffer, idle *time.Timer) (int64, error) {
+//
+// Past smallFill bytes it announces the response (fillBody).
+func (h *Handler) copyBody(f *flight, body io.Reader, w *storage.Writer, src bodyBuffer, idle *time.Timer, announce func(func(*flightResult))) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -230,6 +332,7 @@ func (h *Handler) copyBody(f *flight, body io.Reader, w *storage.Writer, src bod
 				if *w == nil || src != bodyBuffer(*w) {
 					return n, fmt.Errorf("spool: %w", werr)
 				}
+				h.metrics.stores(werr)
 				sp, err := h.spill(*w, n)
 				if err != nil {
 					return n, err
@@ -245,6 +348,9 @@ func (h *Handler) copyBody(f *flight, body io.Reader, w *storage.Writer, src bod
 			}
 			n += int64(k)
 			f.advance(k)
+			if n > smallFill {
+				announce(nil)
+			}
 		}
 		if rerr == io.EOF {
 			return n, nil
@@ -269,9 +375,10 @@ func (h *Handler) spill(w storage.Writer, n int64) (*spool, error) {
 }
 
 // handOff gives an unshareable response to the request that started the
-// flight (or drops it when that request has gone) and releases the other
-// followers to fetch on their own.
-func (h *Handler) handOff(fl *fill, pr *privateResponse, res flightResult) {
+// flight and releases the other followers to fetch on their own. It reports
+// whether the leader took it; when the leader has gone, the response is
+// closed.
+func (h *Handler) handOff(fl *fill, pr *privateResponse, res flightResult) bool {
 	f := fl.f
 	f.hmu.Lock()
 	taken := f.hasLeader && !f.leaderGone
@@ -281,56 +388,12 @@ func (h *Handler) handOff(fl *fill, pr *privateResponse, res flightResult) {
 	f.hmu.Unlock()
 	if !taken {
 		pr.resp.Body.Close()
-		pr.cancel()
 	}
 	// Later requests must not join a flight whose response they cannot use.
-	h.leaveTable(fl)
+	h.flights.remove(f)
 	f.publish(res)
 	f.finish(nil)
-}
-
-// purgedMeanwhile reports whether a hard purge issued after the response's
-// request left (the bans compare with its RequestTime) matches it: such a
-// response may predate the purge and is passed on but not stored. Checking
-// at commit, not only at lookup, closes the window of a fill that outlives
-// the purge index's sweep.
-func (h *Handler) purgedMeanwhile(m *storage.Meta) bool {
-	if h.cfg.Bans == nil {
-		return false
-	}
-	_, soft, banned := h.cfg.Bans.Check(m)
-	return banned && !soft
-}
-
-// leaveTable takes a fill's flight out of the flight table, so requests
-// arriving from now on start afresh instead of joining it.
-func (h *Handler) leaveTable(fl *fill) {
-	if fl.inTable {
-		h.flights.remove(fl.f)
-	}
-}
-
-// takeHandoff returns the private response for the leader, or nil.
-func (f *flight) takeHandoff() *privateResponse {
-	f.hmu.Lock()
-	defer f.hmu.Unlock()
-	pr := f.handoff
-	f.handoff = nil
-	return pr
-}
-
-// leaderLeft records that the request that started the flight has gone,
-// discarding a private response it can no longer receive.
-func (f *flight) leaderLeft() {
-	f.hmu.Lock()
-	f.leaderGone = true
-	pr := f.handoff
-	f.handoff = nil
-	f.hmu.Unlock()
-	if pr != nil {
-		pr.resp.Body.Close()
-		pr.cancel()
-	}
+	return taken
 }
 
 // fillFailed announces that the fetch failed: the stale copy is served
@@ -347,30 +410,36 @@ func (h *Handler) fillFailed(fl *fill, err error, upstreamStatus int) {
 			detail = "origin-unreachable"
 		}
 	}
-	if detail != "" {
-		obj := fl.stale
-		fl.stale = nil // now the flight's
-		fl.f.hold(obj)
-		m := obj.Meta()
-		fl.f.publish(flightResult{
-			kind: outObject,
-			meta: m,
-			obj:  obj,
-			status: cacheStatus{
-				fwd: fwdStale, fwdStatus: upstreamStatus,
-				ttl: ttlOf(m, currentAge(m, now)), hasTTL: true,
-				detail: detail,
-			},
-		})
-		fl.f.finish(nil)
+	if detail == "" {
+		h.failFlight(fl.f, err, cacheStatus{fwd: fl.fwd, fwdStatus: upstreamStatus})
 		return
 	}
+	obj := fl.stale
+	fl.stale = nil // now the flight's
+	fl.f.hold(obj)
+	m := obj.Meta()
+	fl.f.publish(flightResult{
+		kind: outObject,
+		meta: m,
+		obj:  obj,
+		status: cacheStatus{
+			fwd: fwdStale, fwdStatus: upstreamStatus,
+			ttl: ttlOf(m, currentAge(m, now)), hasTTL: true,
+			detail: detail,
+		},
+	})
+	fl.f.finish(nil)
+}
+
+// failFlight announces that a fetch failed before any body: every follower
+// gets an error.
+func (h *Handler) failFlight(f *flight, err error, cs cacheStatus) {
 	if !errors.Is(err, context.Canceled) {
-		h.log.Warn("origin fetch failed", "url", fl.urlKey, "err", err)
+		h.log.Warn("origin fetch failed", "key", f.key, "err", err)
 	}
-	h.leaveTable(fl)
-	fl.f.publish(flightResult{kind: outError, err: err, status: cacheStatus{fwd: fl.fwd, fwdStatus: upstreamStatus}})
-	fl.f.finish(err)
+	h.flights.remove(f)
+	f.publish(flightResult{kind: outError, err: err, status: cs})
+	f.finish(err)
 }
 
 // staleIfError reports whether a stored response may be served stale
@@ -392,115 +461,17 @@ func (h *Handler) staleWhenUnreachable(m *storage.Meta, now time.Time) bool {
 	return currentAge(m, now)-m.Lifetime < h.cfg.StaleIfUnreachable
 }
 
-// refreshed handles a 304 to a revalidation (RFC 9111 §4.3.4): the stored
-// header is updated from the 304's fields, the freshness recomputed, and
-// the followers served the stored body.
-func (h *Handler) refreshed(fl *fill, resp *http.Response, reqTime, respTime time.Time) {
-	old := fl.stale.Meta()
-	m := old.Clone()
-	updateHeaders(m.Header, resp.Header)
-	// Recompute freshness from the merged header, timed by this exchange.
-	fake := &http.Response{StatusCode: old.Status, Header: m.Header, ContentLength: old.Size}
-	d := h.decide(respInput{
-		key: old.Key, urlKey: old.URL, authorized: fl.authorized,
-		reqTime: reqTime, respTime: respTime,
-	}, fake)
-	m.Header = d.meta.Header
-	m.RequestTime, m.ResponseTime = reqTime, respTime
-	m.InitialAge, m.Lifetime = d.meta.InitialAge, d.meta.Lifetime
-	m.StaleWhileRevalidate, m.StaleIfError = d.meta.StaleWhileRevalidate, d.meta.StaleIfError
-	m.Flags, m.Tags = d.meta.Flags, d.meta.Tags
-	stored := false
-	if d.store {
-		if err := h.store.Update(h.ctx, m); err == nil {
-			stored = true
-			h.misses.clear(fl.f.key)
-		}
-	} else {
-		h.store.Delete(h.ctx, old.Key)
+// purgedMeanwhile reports whether a hard purge issued after the response's
+// request left (the bans compare with its RequestTime) matches it: such a
+// response may predate the purge and is passed on but not stored. Checking
+// at commit, not only at lookup, closes the window of a fill that outlives
+// the purge index's sweep.
+func (h *Handler) purgedMeanwhile(m *storage.Meta) bool {
+	if h.cfg.Bans == nil {
+		return false
 	}
-	obj := &refreshedObject{Object: fl.stale, meta: m}
-	fl.stale = nil
-	fl.f.hold(obj)
-	fl.f.publish(flightResult{
-		kind: outObject,
-		meta: &obj.meta,
-		obj:  obj,
-		status: cacheStatus{
-			fwd: fl.fwd, fwdStatus: http.StatusNotModified, stored: stored,
-			ttl: ttlOf(&m, currentAge(&m, respTime)), hasTTL: true,
-		},
-	})
-	fl.f.finish(nil)
-}
-
-// updateHeaders replaces stored fields with those of a 304 (RFC 9111 §3.2),
-// except Content-Length and the fields that describe the stored body's
-// encoding or the upstream fetch. Age comes only from the 304: the stored
-// response's own Age no longer applies once it is revalidated.
-func updateHeaders(stored, fresh http.Header) {
-	upd := fresh.Clone()
-	removeHopByHop(upd)
-	for name, v := range upd {
-		switch name {
-		case "Content-Length", "Content-Encoding", "Content-Range", "Cache-Status":
-			continue
-		}
-		stored[name] = v
-	}
-	if _, ok := upd["Age"]; !ok {
-		delete(stored, "Age")
-	}
-}
-
-// validatorApplies reports whether a 304 may update a stored response
-// (RFC 9111 §4.3.4): the validator the 304 carries must identify the stored
-// response, a strong ETag by strong comparison and a weak one by weak
-// comparison (a W/"b" 304 does not refresh a W/"a" response); without an
-// ETag, its Last-Modified, when both have one, must be the same date. A 304
-// with no validator refers to the stored response our request named.
-func validatorApplies(stored, fresh http.Header) bool {
-	if etag := fresh.Get("Etag"); etag != "" {
-		s := stored.Get("Etag")
-		return s != "" && etagsEqual(s, etag, isWeak(etag))
-	}
-	lm, slm := fresh.Get("Last-Modified"), stored.Get("Last-Modified")
-	if lm == "" || slm == "" {
-		return true
-	}
-	t, ok1 := parseHTTPDate(lm)
-	st, ok2 := parseHTTPDate(slm)
-	if ok1 && ok2 {
-		return t.Equal(st)
-	}
-	return lm == slm
-}
-
-// refreshedObject is a stored object with metadata updated by a 304.
-type refreshedObject struct {
-	storage.Object
-	meta storage.Meta
-}
-
-func (o *refreshedObject) Meta() *storage.Meta { return &o.meta }
-
-func (o *refreshedObject) WriteRange(w io.Writer, off, n int64) (int64, error) {
-	return writeRange(o.Object, w, off, n)
-}
-
-// writeRange copies n bytes at off from obj to w, through the object's
-// RangeWriter when it has one.
-func writeRange(obj storage.Object, w io.Writer, off, n int64) (int64, error) {
-	if rw, ok := obj.(storage.RangeWriter); ok {
-		return rw.WriteRange(w, off, n)
-	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	k, err := io.CopyBuffer(w, io.NewSectionReader(obj, off, n), *bp)
-	if err == nil && k < n {
-		err = io.ErrUnexpectedEOF
-	}
-	return k, err
+	_, soft, banned := h.cfg.Bans.Check(m)
+	return banned && !soft
 }
 
 // drain reads a little of a body we do not use so the connection can be
@@ -510,48 +481,9 @@ func drain(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// indexVariant records a variant in the URL's variant index, so lookups
-// know which request fields select it (RFC 9111 §4.1). The index keeps the
-// newest MaxVariants; older variants are deleted.
-func (h *Handler) indexVariant(ctx context.Context, urlKey string, vary []string, key string) {
-	h.indexMu.Lock()
-	defer h.indexMu.Unlock()
-	var variants []string
-	if o, err := h.store.Get(ctx, urlKey); err == nil {
-		if m := o.Meta(); m.IsVariantIndex() && equalStrings(m.Vary, vary) {
-			variants = append(variants, m.Variants...)
-		}
-		o.Close()
-	}
-	out := variants[:0]
-	for _, v := range variants {
-		if v != key {
-			out = append(out, v)
-		}
-	}
-	out = append(out, key)
-	for len(out) > h.cfg.MaxVariants {
-		h.store.Delete(ctx, out[0])
-		out = out[1:]
-	}
-	w, err := h.store.Put(ctx, storage.Meta{Key: urlKey, URL: urlKey, Vary: vary, Variants: out, Size: 0, ResponseTime: h.now()})
-	if err != nil {
-		return
-	}
-	defer w.Close()
-	if err := w.Commit(); err != nil {
-		h.log.Warn("variant index", "url", urlKey, "err", err)
-	}
-}
+// errPurged is how the metrics count a body a purge kept out of storage.
+var errPurged = errors.New("edge: purged while filling")
 
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+// isCanceled reports whether err says a fill was canceled (the node is
+// closing, or the fill's idle timeout fired on a client's behalf).
+func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }

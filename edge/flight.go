@@ -50,8 +50,9 @@ type outcome int
 const (
 	// outStream: the response is shareable; stream it from the flight.
 	outStream outcome = iota
-	// outObject: serve res.obj, a stored object (refreshed by a 304, or
-	// stale under stale-if-error).
+	// outObject: serve res.obj, a stored object (refreshed by a 304,
+	// stale under stale-if-error, or a slice index just fetched, whose
+	// slices serve the body).
 	outObject
 	// outPrivate: only the request that started the flight may see the
 	// response; every other follower fetches on its own at once.
@@ -95,6 +96,7 @@ type privateResponse struct {
 type bodyBuffer interface {
 	io.Writer
 	io.ReaderAt
+	io.Closer
 }
 
 // interimResponse is a 1xx response received upstream.
@@ -265,11 +267,17 @@ func (t *flightTable) join(key string) (f *flight, leader bool) {
 	if t.m == nil {
 		t.m = make(map[string]*flight)
 	}
-	f = newFlight(key)
-	f.hasLeader = true
-	f.refs = 2 // the fill and the leader's request
+	f = newLeadFlight(key)
 	t.m[key] = f
 	return f, true
+}
+
+// newLeadFlight returns a flight started by a request: the fill and the
+// request each hold a reference.
+func newLeadFlight(key string) *flight {
+	f := newFlight(key)
+	f.hasLeader, f.refs = true, 2
+	return f
 }
 
 // start registers a flight with no leading request (a background
@@ -303,4 +311,27 @@ func (t *flightTable) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.m)
+}
+
+// takeHandoff returns the private response for the leader, or nil.
+func (f *flight) takeHandoff() *privateResponse {
+	f.hmu.Lock()
+	defer f.hmu.Unlock()
+	pr := f.handoff
+	f.handoff = nil
+	return pr
+}
+
+// leaderLeft records that the request that started the flight has gone,
+// discarding a private response it can no longer receive.
+func (f *flight) leaderLeft() {
+	f.hmu.Lock()
+	f.leaderGone = true
+	pr := f.handoff
+	f.handoff = nil
+	f.hmu.Unlock()
+	if pr != nil {
+		pr.resp.Body.Close()
+		pr.cancel()
+	}
 }

@@ -88,6 +88,13 @@ type Config struct {
 	// slice indexes already stored are still served and revalidated, and
 	// stored whole once a revalidation brings a new representation.
 	SliceThreshold int64
+	// StreamDelay is how long a fill waits for a small body (up to 64 KiB)
+	// to arrive whole before it sends the response header, so that the
+	// body can be stored first and Cache-Status say "stored" only when it
+	// was (RFC 9211 §2.5). A longer or slower body streams to its clients
+	// as it arrives, and their Cache-Status leaves "stored" out. Zero means
+	// 100ms; negative streams at once.
+	StreamDelay time.Duration
 	// SpoolDir is where bodies shared but not stored are spooled.
 	// Zero means os.TempDir().
 	SpoolDir string
@@ -155,6 +162,7 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.IdleTimeout, 60*time.Second)
 	setDefault(&cfg.MaxVariants, 32)
 	setDefault(&cfg.SpoolDir, os.TempDir())
+	setDefault(&cfg.StreamDelay, 100*time.Millisecond)
 	setDefault(&cfg.SliceSize, defaultSliceSize)
 	setDefault(&cfg.SliceThreshold, defaultSliceThreshold)
 	if cfg.SliceSize < minSliceSize {
@@ -253,7 +261,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		h.serveCacheable(w, r, site, &c, 0, nil)
+		h.serveCacheable(w, r, site, &c)
 	default:
 		h.forward(w, r, site, &c)
 	}
@@ -270,88 +278,90 @@ func (h *Handler) looped(r *http.Request) bool {
 	return false
 }
 
-// maxAttempts bounds how often one request re-enters the cache path after
-// a flight it followed turned out not to apply to it (Vary).
+// maxAttempts bounds how often one request looks in the cache again after
+// what it found turned out not to apply to it (a flight's response selected
+// another variant; a stored slice index was not current).
 const maxAttempts = 2
 
 // serveCacheable answers a GET or HEAD: from storage when a stored response
-// may be used (RFC 9111 §4), else through a flight. varyHint carries the
-// Vary field names learned from a flight that did not apply to the request.
-func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *Host, c *canonical, attempt int, varyHint []string) {
-	ctx := r.Context()
+// may be used (RFC 9111 §4), else through a flight. It looks again when what
+// it learns sends it back to storage, at most maxAttempts times coalesced,
+// then once more on its own.
+func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *Host, c *canonical) {
 	urlKey := c.String()
-	rc := parseCacheControl(r.Header["Cache-Control"])
-	lk := h.lookup(ctx, urlKey, r.Header, varyHint)
-	fwd := lk.fwd
-	if lk.obj != nil {
-		m := lk.obj.Meta()
-		purgedSince(r, &rc, m)
-		now := h.now()
-		age := currentAge(m, now)
-		switch h.judge(m, &rc, age, lk.soft) {
-		case useFresh, useStale:
-			cs := cacheStatus{hit: true, ttl: ttlOf(m, age), hasTTL: true}
-			if lk.soft {
-				cs.ttl = -age
-			}
-			h.respondStored(w, r, site, c, lk.obj, &cs, attempt) // slicing hook: an index is served from its slices
-			return
-		case useSWR:
-			// RFC 5861 §3: serve the stale response now, refresh it in
-			// the background, once however many clients ask.
-			cs := cacheStatus{hit: true, ttl: ttlOf(m, age), hasTTL: true, detail: "stale-while-revalidate"}
-			if lk.soft {
-				cs.ttl = -age
-			}
-			h.revalidateInBackground(r, site, c, lk.key, urlKey)
-			h.respondStored(w, r, site, c, lk.obj, &cs, attempt) // slicing hook
-			return
-		}
-		fwd = fwdStale
-		fresh := !lk.soft && m.Flags&flagNoCache == 0 && m.Lifetime > age
-		if fresh || rc.noCache || rc.maxAge != unset && age > time.Duration(rc.maxAge)*time.Second {
-			// RFC 9211 §2.2: the request's directives (no-cache, max-age,
-			// min-fresh) sent it upstream, not the response's staleness.
-			fwd = fwdRequest
-		}
-	}
-	if rc.onlyIfCached {
-		// RFC 9111 §5.2.1.7: nothing usable without going upstream.
+	var varyHint []string // the Vary names a flight that did not apply to us learned
+	for attempt := 0; ; attempt++ {
+		rc := parseCacheControl(r.Header["Cache-Control"])
+		lk := h.lookup(r.Context(), urlKey, r.Header, varyHint)
+		fwd := lk.fwd
 		if lk.obj != nil {
+			m := lk.obj.Meta()
+			purgedSince(r, &rc, m)
+			age := currentAge(m, h.now())
+			if use := h.judge(m, &rc, age, lk.soft); use != useValidate {
+				cs := cacheStatus{hit: true, ttl: ttlOf(m, age), hasTTL: true}
+				if lk.soft {
+					cs.ttl = -age
+				}
+				if use == useSWR {
+					// RFC 5861 §3: serve the stale response now, refresh it
+					// in the background, once however many clients ask.
+					cs.detail = "stale-while-revalidate"
+					h.revalidateInBackground(r, site, c, lk.key)
+				}
+				again := h.respondStored(w, r, site, c, lk.obj, nil, &cs, attempt)
+				lk.obj.Close()
+				if again {
+					continue
+				}
+				return
+			}
+			fwd = fwdStale
+			fresh := !lk.soft && m.Flags&flagNoCache == 0 && m.Lifetime > age
+			if fresh || rc.noCache || rc.maxAge != unset && age > time.Duration(rc.maxAge)*time.Second {
+				// RFC 9211 §2.2: the request's directives (no-cache,
+				// max-age, min-fresh) sent it upstream, not the
+				// response's staleness.
+				fwd = fwdRequest
+			}
+		}
+		if rc.onlyIfCached {
+			// RFC 9111 §5.2.1.7: nothing usable without going upstream.
+			if lk.obj != nil {
+				lk.obj.Close()
+			}
+			h.writeError(w, http.StatusGatewayTimeout, &cacheStatus{fwd: fwd, detail: "only-if-cached"})
+			return
+		}
+
+		coalesce := !rc.noStore && attempt < maxAttempts && !h.misses.marked(lk.key, h.now())
+		var f *flight
+		leader := true
+		if coalesce {
+			f, leader = h.flights.join(lk.key)
+		} else {
+			f = newLeadFlight(lk.key)
+			if fwd == fwdMiss && attempt < maxAttempts {
+				fwd = fwdBypass
+			}
+		}
+		if leader {
+			fl := h.newFill(r, site, c, f, lk.obj)
+			fl.inTable, fl.fwd, fl.noStore = coalesce, fwd, rc.noStore
+			h.sinceLastPurge(fl.out.Header, urlKey, lk.banAt)
+			h.startFill(fl, r, attempt, varyHint)
+		} else if lk.obj != nil {
 			lk.obj.Close()
 		}
-		h.writeError(w, http.StatusGatewayTimeout, &cacheStatus{fwd: fwd, detail: "only-if-cached"})
-		return
-	}
-
-	coalesce := !rc.noStore && attempt < maxAttempts && !h.misses.marked(lk.key, h.now())
-	var f *flight
-	leader := true
-	if coalesce {
-		f, leader = h.flights.join(lk.key)
-	} else {
-		f = newFlight(lk.key)
-		f.hasLeader, f.refs = true, 2
-		if fwd == fwdMiss && attempt < maxAttempts {
-			fwd = fwdBypass
+		next := h.follow(w, r, f, leader, site, c, attempt)
+		if !next.again {
+			return
+		}
+		varyHint = next.vary
+		if next.alone {
+			attempt = maxAttempts - 1 // the next attempt fetches without coalescing
 		}
 	}
-	if leader {
-		fl := &fill{
-			f: f, site: site, out: h.upstreamRequest(r, c, true), urlKey: urlKey,
-			inTable: coalesce, stale: lk.obj, fwd: fwd,
-			authorized: r.Header.Get("Authorization") != "",
-			leaderVary: r.Header.Clone(), noStore: rc.noStore,
-		}
-		if lk.obj != nil {
-			addValidators(fl.out.Header, lk.obj.Meta().Header)
-		}
-		h.sinceLastPurge(fl.out.Header, urlKey, lk.banAt)
-		h.startFillOrSlices(fl, r, attempt, varyHint) // slicing hook: probes and index revalidations
-	} else if lk.obj != nil {
-		lk.obj.Close()
-	}
-	h.follow(w, r, f, leader, site, c, attempt)
 }
 
 // lookupResult is what a storage lookup found.
@@ -466,20 +476,9 @@ func (h *Handler) sinceLastPurge(out http.Header, urlKey string, banAt time.Time
 	out[purgedAtField] = []string{strconv.FormatInt(banAt.UnixNano(), 10)}
 }
 
-// addValidators makes a fill conditional on the stored response's
-// validators (RFC 9111 §4.3.1).
-func addValidators(out, stored http.Header) {
-	if etag := stored["Etag"]; len(etag) > 0 {
-		out["If-None-Match"] = etag
-	}
-	if lm := stored["Last-Modified"]; len(lm) > 0 {
-		out["If-Modified-Since"] = lm
-	}
-}
-
 // revalidateInBackground starts a conditional refresh of a stored response
 // unless one is already running.
-func (h *Handler) revalidateInBackground(r *http.Request, site *Host, c *canonical, key, urlKey string) {
+func (h *Handler) revalidateInBackground(r *http.Request, site *Host, c *canonical, key string) {
 	f, ok := h.flights.start(key)
 	if !ok {
 		return
@@ -490,18 +489,29 @@ func (h *Handler) revalidateInBackground(r *http.Request, site *Host, c *canonic
 		f.release()
 		return
 	}
-	fl := &fill{
-		f: f, site: site, out: h.upstreamRequest(r, c, true), urlKey: urlKey,
-		inTable: true, stale: stale, fwd: fwdStale,
-		authorized: r.Header.Get("Authorization") != "",
-		leaderVary: r.Header.Clone(),
-	}
-	addValidators(fl.out.Header, stale.Meta().Header)
-	h.startFillOrSlices(fl, r, 0, nil) // slicing hook: a stale index is revalidated by slice
+	fl := h.newFill(r, site, c, f, stale)
+	fl.inTable, fl.fwd = true, fwdStale
+	h.startFill(fl, r, 0, nil)
+}
+
+// startFill runs a fill for the request that leads its flight, in a
+// goroutine the Handler owns; slicing decides first whether it asks
+// upstream for one slice.
+func (h *Handler) startFill(fl *fill, r *http.Request, attempt int, varyHint []string) {
+	h.planSlice(fl, r, attempt, varyHint)
+	h.goFill(func() { h.runFill(fl) })
+}
+
+// next is what a request does once it has followed a flight: done, or look
+// in the cache again (again), with the Vary names the flight learned, and
+// on its own rather than coalesced (alone).
+type next struct {
+	again, alone bool
+	vary         []string
 }
 
 // follow waits for a flight's outcome and answers the request from it.
-func (h *Handler) follow(w http.ResponseWriter, r *http.Request, f *flight, leader bool, site *Host, c *canonical, attempt int) {
+func (h *Handler) follow(w http.ResponseWriter, r *http.Request, f *flight, leader bool, site *Host, c *canonical, attempt int) next {
 	var interim <-chan interimResponse
 	if leader {
 		interim = f.interim
@@ -518,7 +528,7 @@ wait:
 				f.leaderLeft()
 			}
 			f.release()
-			return
+			return next{}
 		}
 	}
 	res := &f.res
@@ -533,33 +543,30 @@ wait:
 			// Released: fetch on its own at once, not queued behind
 			// another fetch.
 			f.release()
-			h.serveCacheable(w, r, site, c, maxAttempts, res.vary)
-			return
+			return next{again: true, alone: true, vary: res.vary}
 		}
 		pr := f.takeHandoff()
 		f.release()
 		if pr == nil {
 			h.writeError(w, http.StatusBadGateway, &cs)
-			return
+			break
 		}
 		defer pr.cancel()
 		defer pr.resp.Body.Close()
 		pcs := pr.status
 		pcs.detail = "uncacheable"
 		h.relay(w, r, pr.resp, pr.upstream, &pcs)
-	case outSliced: // slicing hook: the response is stored in slices (slice.go)
-		defer f.release()
-		h.serveSlices(w, r, site, c, res.obj.(*sliceIndex), res.upstream, &cs, attempt)
 	case outObject:
 		defer f.release()
-		h.respond(w, r, &representation{meta: res.meta, header: res.meta.Header, age: true, body: objectBody{res.obj}}, &cs)
+		if h.respondStored(w, r, site, c, res.obj, res.upstream, &cs, attempt) {
+			return next{again: true}
+		}
 	case outStream:
 		if !leader && len(res.vary) > 0 && variantID(res.vary, r.Header) != res.varyID {
 			// RFC 9111 §4.1: this response was selected by other
 			// request fields; look again as the variant we are.
 			f.release()
-			h.serveCacheable(w, r, site, c, attempt+1, res.vary)
-			return
+			return next{again: true, vary: res.vary}
 		}
 		defer f.release()
 		hdr := res.meta.Header
@@ -574,6 +581,7 @@ wait:
 		}
 		h.respond(w, r, rep, &cs)
 	}
+	return next{}
 }
 
 // CanonicalURL returns the canonical form of an absolute http(s) URL: the

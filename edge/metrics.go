@@ -1,6 +1,9 @@
 package edge
 
 import (
+	"errors"
+
+	"github.com/outpost-cdn/outpost/storage"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -10,6 +13,8 @@ type metrics struct {
 	hit, stale, miss, pass, errors prometheus.Counter
 	origin                         [6]prometheus.Counter // by status class
 	fills, fillErrors              prometheus.Counter
+	// writes counts what became of the bodies the edge tried to store.
+	written, notAdmitted, tooLarge, purged, writeErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, inFlight func() float64) *metrics {
@@ -33,8 +38,12 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64) *metrics {
 		Name: "outpost_flights_in_progress",
 		Help: "Coalesced upstream fetches in progress.",
 	}, inFlight)
+	writes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outpost_cache_writes_total",
+		Help: "Responses the edge tried to store, by result: stored, not_admitted (the memory tier's admission policy kept what it had), too_large, purged (a purge arrived during the fill), error.",
+	}, []string{"result"})
 	if reg != nil {
-		reg.MustRegister(requests, origin, fills, fillErrors, flights)
+		reg.MustRegister(requests, origin, fills, fillErrors, flights, writes)
 	}
 	m := &metrics{
 		hit:        requests.WithLabelValues("hit"),
@@ -44,6 +53,12 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64) *metrics {
 		errors:     requests.WithLabelValues("error"),
 		fills:      fills,
 		fillErrors: fillErrors,
+
+		written:     writes.WithLabelValues("stored"),
+		notAdmitted: writes.WithLabelValues("not_admitted"),
+		tooLarge:    writes.WithLabelValues("too_large"),
+		purged:      writes.WithLabelValues("purged"),
+		writeErrors: writes.WithLabelValues("error"),
 	}
 	for i, class := range [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
 		m.origin[i] = origin.WithLabelValues(class)
@@ -74,5 +89,22 @@ func (m *metrics) served(cs *cacheStatus) {
 		m.miss.Inc()
 	default:
 		m.errors.Inc()
+	}
+}
+
+// stores counts the result of an attempt to store a body: err is what
+// Put, Write or Commit returned (nil: stored), or errPurged.
+func (m *metrics) stores(err error) {
+	switch {
+	case err == nil:
+		m.written.Inc()
+	case errors.Is(err, storage.ErrNotAdmitted):
+		m.notAdmitted.Inc()
+	case errors.Is(err, storage.ErrTooLarge):
+		m.tooLarge.Inc()
+	case errors.Is(err, errPurged):
+		m.purged.Inc()
+	default:
+		m.writeErrors.Inc()
 	}
 }

@@ -66,7 +66,6 @@ package edge
 // the index as to a whole response.
 
 import (
-	"context"
 	"errors"
 	"io"
 	"math"
@@ -101,11 +100,6 @@ const (
 // the bit is kept clear of the freshness bits of freshness.go).
 const flagSliceIndex uint32 = 1 << 16
 
-// outSliced is a flight outcome after those of flight.go: the response is
-// stored in slices; res.obj is its *sliceIndex and res.status says how the
-// index was obtained.
-const outSliced = outError + 1
-
 // fwdPartial is RFC 9211 §2.2's forward reason for a response the cache
 // held part of and completed upstream.
 const fwdPartial = "partial"
@@ -116,6 +110,12 @@ var (
 	errNoRanges     = errors.New("edge: upstream ignored a Range request")
 	errBadIndex     = errors.New("edge: not a slice index")
 )
+
+// isSliceChange reports whether err says the slices of an index are no
+// longer current.
+func isSliceChange(err error) bool {
+	return errors.Is(err, errSliceChanged) || errors.Is(err, errNoRanges)
+}
 
 // sliceIndex is what a slice index records: the whole response's metadata
 // and the layout of its slices. It implements storage.Object (its body is
@@ -323,107 +323,4 @@ func rangeField(start, end int64) []string {
 	b = append(b, '-')
 	b = strconv.AppendInt(b, end, 10)
 	return []string{string(b)}
-}
-
-// sliceFill is a fill that asks upstream for one slice: the probe of a cold
-// Range request, or the revalidation of a slice index.
-type sliceFill struct {
-	*fill
-	ix        *sliceIndex // the stale index being revalidated; nil for a probe
-	k         int64       // the slice asked for
-	sliceSize int64
-}
-
-// startFillOrSlices starts the fill of a flight for its leading request
-// (the hook in handler.go): a slice fill when the flight revalidates a
-// slice index or probes for a cold Range request, else the whole-object
-// fill of fill.go.
-func (h *Handler) startFillOrSlices(fl *fill, r *http.Request, attempt int, varyHint []string) {
-	sf := h.planSliceFill(fl, r, attempt, varyHint)
-	if sf == nil {
-		h.startFill(fl)
-		return
-	}
-	h.fills.Add(1)
-	h.metrics.fills.Inc()
-	go func() {
-		defer h.fills.Done()
-		h.runSliceFill(sf)
-	}()
-}
-
-// planSliceFill decides whether a flight's fill is a slice fill. A slice
-// index being revalidated always is (the whole-object fill must never take
-// an index for a response body), unless it is unreadable or the request
-// said no-store: then it is fetched whole, unconditionally. A cold GET is
-// probed when it has a Range field and the URL is not marked to be fetched
-// whole.
-func (h *Handler) planSliceFill(fl *fill, r *http.Request, attempt int, varyHint []string) *sliceFill {
-	if fl.stale != nil {
-		if !isSliceIndex(fl.stale.Meta()) {
-			return nil
-		}
-		ix, err := readSliceIndex(fl.stale)
-		fl.stale.Close()
-		fl.stale = nil
-		delete(fl.out.Header, "If-None-Match")
-		delete(fl.out.Header, "If-Modified-Since")
-		if err != nil {
-			h.store.Delete(h.ctx, fl.urlKey)
-			return nil
-		}
-		if fl.noStore {
-			return nil
-		}
-		k, _ := firstSlice(r.Header, ix.sliceSize)
-		if k >= ix.count() {
-			k = 0
-		}
-		return &sliceFill{fill: fl, ix: ix, k: k, sliceSize: ix.sliceSize}
-	}
-	if h.cfg.SliceThreshold < 0 || r.Method != http.MethodGet || !fl.inTable || fl.noStore ||
-		varyHint != nil || attempt >= maxAttempts || h.noSlice.marked(fl.urlKey, h.now()) {
-		return nil
-	}
-	k, ok := firstSlice(r.Header, h.cfg.SliceSize)
-	if !ok {
-		return nil
-	}
-	return &sliceFill{fill: fl, k: k, sliceSize: h.cfg.SliceSize}
-}
-
-// request builds the upstream request of a slice fill: the flight's, with
-// a Range for the slice and, when revalidating, the index's validators
-// (RFC 9110 §13.2.2 evaluates If-None-Match before Range, so an unchanged
-// object costs a 304 and a changed one arrives as the slice asked for).
-func (sf *sliceFill) request(ctx context.Context) *http.Request {
-	out := sf.out.WithContext(ctx)
-	out.Header = sf.out.Header.Clone()
-	start := sf.k * sf.sliceSize
-	out.Header["Range"] = rangeField(start, start+sf.sliceSize-1)
-	if sf.ix != nil {
-		addValidators(out.Header, sf.ix.meta.Header)
-	}
-	return out
-}
-
-// preloaded is a RoundTripper whose first round trip returns a response
-// already received (a probe's answer the whole-object fill takes over), and
-// whose later ones go to next. When the first request's context ends, the
-// context the response was fetched under is canceled, so the fill's idle
-// timeout and Handler.Close reach its body.
-type preloaded struct {
-	resp   *http.Response
-	cancel context.CancelFunc
-	next   http.RoundTripper
-	used   bool // only runFill's goroutine calls RoundTrip
-}
-
-func (p *preloaded) RoundTrip(r *http.Request) (*http.Response, error) {
-	if p.used {
-		return p.next.RoundTrip(r)
-	}
-	p.used = true
-	context.AfterFunc(r.Context(), p.cancel)
-	return p.resp, nil
 }

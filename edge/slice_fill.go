@@ -2,9 +2,7 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -12,103 +10,85 @@ import (
 	"github.com/outpost-cdn/outpost/storage"
 )
 
-// runSliceFill runs a slice fill for its flight (keyed by the URL): it asks
-// upstream for one slice and announces the outcome. A sliceable 206 becomes
-// (or refreshes) the slice index and the flight announces outSliced, the
-// slice itself streaming into its own flight; a 304 refreshes the index;
-// anything else is handed to the whole-object fill, which then owns the
-// flight.
-func (h *Handler) runSliceFill(sf *sliceFill) {
-	fl, f := sf.fill, sf.f
-	handedOver := false
-	defer func() {
-		if !handedOver {
-			h.leaveTable(fl)
-			f.release()
-		}
-	}()
-	ctx, cancel := context.WithCancel(h.ctx)
-	defer func() {
-		if !handedOver {
-			cancel()
-		}
-	}()
-	idle := time.AfterFunc(h.cfg.IdleTimeout, cancel)
-	defer idle.Stop()
-	// whole hands the flight to fill.go: with resp as the upstream answer,
-	// or, when resp is nil, with a fetch of its own (fl.out asks for no
-	// range and carries no validators).
-	whole := func(resp *http.Response) {
-		handedOver = true
-		idle.Stop()
-		if resp == nil {
-			cancel()
-		} else {
-			site := *fl.site
-			site.Transport = &preloaded{resp: resp, cancel: cancel, next: fl.site.Transport}
-			fl.site = &site
-		}
-		h.runFill(fl)
-	}
+// The fill side of slicing: the points where fill.go's pipeline asks it
+// something (planSlice when a fill starts, sliceAnswer when its response
+// arrives) and the fetch of one slice of a known index (fetchSlice). Every
+// slice body goes through fillBody, like any other.
 
-	reqTime := h.now()
-	resp, err := fl.site.Transport.RoundTrip(sf.request(ctx))
-	respTime := h.now()
-	if err != nil {
-		if sf.ix != nil {
-			m := &sf.ix.meta
-			switch {
-			case h.staleIfError(m, respTime):
-				h.publishStale(sf, 0, "stale-if-error", respTime)
-				return
-			case h.staleWhenUnreachable(m, respTime):
-				h.publishStale(sf, 0, "origin-unreachable", respTime)
-				return
-			}
-		}
-		h.fillFailed(fl, err, 0) // fl.stale is nil: an error for every follower
-		return
-	}
-	code := resp.StatusCode
-	switch {
-	case code == http.StatusNotModified && sf.ix != nil:
-		h.metrics.originStatus(code)
-		drain(resp)
-		if validatorApplies(sf.ix.meta.Header, resp.Header) {
-			h.refreshIndex(sf, resp, reqTime, respTime)
+// slicePlan is what a fill asks upstream when it asks for one slice: slice
+// k, in slices of size bytes.
+type slicePlan struct{ k, size int64 }
+
+// planSlice decides whether a fill asks upstream for one slice. A fill
+// revalidating a slice index always does (a whole-object fill must never
+// take an index for a response body), unless the index is unreadable or
+// the request said no-store: the object is then fetched whole and
+// unconditionally. A cold GET is probed when it has a Range field and the
+// URL is not marked to be fetched whole.
+func (h *Handler) planSlice(fl *fill, r *http.Request, attempt int, varyHint []string) {
+	if fl.stale != nil {
+		if !isSliceIndex(fl.stale.Meta()) {
 			return
 		}
-		// The 304 validates another representation (RFC 9111 §4.3.4):
-		// fetch ours whole.
-		h.dropSlices(sf.ix)
-		whole(nil)
+		ix, err := readSliceIndex(fl.stale)
+		if err != nil || fl.noStore {
+			if err != nil {
+				h.store.Delete(h.ctx, fl.urlKey)
+			}
+			fl.stale.Close()
+			fl.stale = nil
+			return
+		}
+		k, _ := firstSlice(r.Header, ix.sliceSize)
+		if k >= ix.count() {
+			k = 0
+		}
+		fl.slice = &slicePlan{k: k, size: ix.sliceSize}
 		return
-	case code >= 500 && sf.ix != nil && h.staleIfError(&sf.ix.meta, respTime):
-		h.metrics.originStatus(code)
-		drain(resp)
-		h.publishStale(sf, code, "stale-if-error", respTime)
+	}
+	if h.cfg.SliceThreshold < 0 || r.Method != http.MethodGet || !fl.inTable || fl.noStore ||
+		varyHint != nil || attempt >= maxAttempts || h.noSlice.marked(fl.urlKey, h.now()) {
 		return
+	}
+	if k, ok := firstSlice(r.Header, h.cfg.SliceSize); ok {
+		fl.slice = &slicePlan{k: k, size: h.cfg.SliceSize}
+	}
+}
+
+// sliceOutcome is what sliceAnswer made of the answer to a slice request.
+type sliceOutcome int
+
+const (
+	sliceWhole   sliceOutcome = iota // a whole response: the fill goes on with it
+	sliceRefetch                     // the fill fetches the object whole instead
+	sliceStored                      // stored as slices; the flight is announced
+)
+
+// sliceAnswer handles upstream's answer to a fill that asked for one slice.
+// A 206 of a representation worth slicing becomes (or refreshes) the slice
+// index; the flight announces the index and the body fills the slice's own
+// flight. A 206 covering the whole representation is made the 200 it
+// equals. A 416 (past the end of a cold object, or a stored one shrank) or
+// a 206 not worth slicing sends the fill to fetch the object whole (the probe
+// cost at most one slice). Any other status is a whole response, as it is
+// (RFC 9110 §14.2 lets a server ignore Range); a 200 marks the URL to be
+// fetched whole for a while. A stored index the answer shows is no longer
+// current is dropped with its slices; an error status leaves it.
+func (h *Handler) sliceAnswer(ctx context.Context, fl *fill, ex exchange, idle *time.Timer) sliceOutcome {
+	resp, code := ex.resp, ex.resp.StatusCode
+	switch {
 	case code == http.StatusRequestedRangeNotSatisfiable:
-		// Past the end of a cold object, or a stored one shrank: fetch it
-		// whole (a 416 must never be stored as the URL's response).
-		h.metrics.originStatus(code)
-		drain(resp)
-		if sf.ix != nil {
-			h.dropSlices(sf.ix)
-		}
-		whole(nil)
-		return
+		return sliceRefetch
+	case code == http.StatusOK:
+		h.noSlice.mark(fl.urlKey, ex.respTime.Add(sliceMarkTTL))
+		h.dropStale(fl)
+		return sliceWhole
 	case code != http.StatusPartialContent:
-		// A complete response (RFC 9110 §14.2 lets a server ignore Range;
-		// an error is whole too): the whole-object fill takes it as it is.
-		if sf.ix != nil {
-			h.dropSlices(sf.ix)
+		if code < 400 || code == http.StatusNotFound || code == http.StatusGone {
+			h.dropStale(fl)
 		}
-		if code == http.StatusOK {
-			h.noSlice.mark(fl.urlKey, respTime.Add(sliceMarkTTL))
-		}
-		whole(resp)
-		return
+		fl.slice = nil
+		return sliceWhole
 	}
 
 	start, end, size, ok := parseContentRange(firstLine(resp.Header["Content-Range"]))
@@ -116,65 +96,61 @@ func (h *Handler) runSliceFill(sf *sliceFill) {
 	var d decision
 	sliced := false
 	if ok {
-		ix, d = h.newSliceIndex(fl, resp.Header, size, sf.sliceSize, reqTime, respTime)
-		sp := ix.span(sf.k)
+		ix, d = h.newSliceIndex(fl, resp.Header, size, fl.slice.size, ex)
+		sp := ix.span(fl.slice.k)
 		sliced = start == sp.start && end-start+1 == sp.length && h.worthSlicing(fl, &d, ix)
 	}
-	if sf.ix != nil && !(sliced && sf.ix.sameRepresentation(resp.Header, size)) {
-		h.dropSlices(sf.ix) // changed, or no longer to be sliced
-	}
 	if !sliced {
-		h.noSlice.mark(fl.urlKey, respTime.Add(sliceMarkTTL))
-		if ok && start == 0 && end == size-1 {
-			// The whole representation: a 200 in all but name.
-			resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
-			delete(resp.Header, "Content-Range")
-			resp.Header["Content-Length"] = []string{strconv.FormatInt(size, 10)}
-			resp.ContentLength = size
-			whole(resp)
-			return
+		h.noSlice.mark(fl.urlKey, ex.respTime.Add(sliceMarkTTL))
+		h.dropStale(fl)
+		if !ok || start != 0 || end != size-1 {
+			return sliceRefetch
 		}
-		h.metrics.originStatus(code)
-		drain(resp)
-		whole(nil)
-		return
+		// The whole representation: a 200 in all but name.
+		resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
+		delete(resp.Header, "Content-Range")
+		resp.Header["Content-Length"] = []string{strconv.FormatInt(size, 10)}
+		resp.ContentLength = size
+		return sliceWhole
 	}
-	h.metrics.originStatus(code)
-	defer resp.Body.Close()
+	if fl.stale != nil {
+		if old, err := readSliceIndex(fl.stale); err == nil && !old.sameRepresentation(resp.Header, size) {
+			h.dropSlices(old)
+		}
+	}
 
-	// Sliced: store the index, open the slice's flight, then announce.
-	// Followers look for the slice in the flight table, so it must be
-	// there before they hear of the index.
-	stored := h.storeIndex(ix)
-	key := sliceKey(fl.urlKey, sf.k)
-	sl, started := h.flights.start(key)
-	f.publish(flightResult{
-		kind: outSliced, meta: &ix.meta, obj: ix, upstream: d.upstream,
-		status: cacheStatus{fwd: fl.fwd, fwdStatus: code, stored: stored},
+	// Store the index, open the slice's flight, then announce: followers
+	// look for the slice in the flight table, so it must be there before
+	// they hear of the index.
+	h.storeIndex(ix)
+	sl, started := h.flights.start(sliceKey(fl.urlKey, fl.slice.k))
+	fl.f.publish(flightResult{
+		kind: outObject, meta: &ix.meta, obj: ix, upstream: d.upstream,
+		status: cacheStatus{fwd: fl.fwd, fwdStatus: code},
 	})
-	h.leaveTable(fl)
-	f.finish(nil)
+	h.endFill(fl.f, nil)
+	defer resp.Body.Close()
 	if !started {
-		return // someone is fetching this slice already
+		return sliceStored // someone is fetching this slice already
 	}
-	defer func() {
-		h.flights.remove(sl)
-		sl.release()
-	}()
-	h.fillSlice(ctx, sl, resp, ix.sliceMeta(sf.k, resp.Header, reqTime, respTime), idle)
+	defer sl.release()
+	m := ix.sliceMeta(fl.slice.k, resp.Header, ex)
+	_, err := h.fillBody(ctx, sl, resp.Body, &m, true, flightResult{kind: outStream, meta: &m}, idle)
+	h.endFill(sl, err)
+	return sliceStored
 }
 
 // newSliceIndex builds the index of a representation from the header of a
 // response holding part of it: the 200 the origin would have sent (no
 // Content-Range, the full Content-Length), judged by decide like any
 // response.
-func (h *Handler) newSliceIndex(fl *fill, hdr http.Header, size, sliceSize int64, reqTime, respTime time.Time) (*sliceIndex, decision) {
+func (h *Handler) newSliceIndex(fl *fill, hdr http.Header, size, sliceSize int64, ex exchange) (*sliceIndex, decision) {
 	whole := hdr.Clone()
 	delete(whole, "Content-Range")
 	whole["Content-Length"] = []string{strconv.FormatInt(size, 10)}
 	d := h.decide(respInput{
 		key: fl.urlKey, urlKey: fl.urlKey, authorized: fl.authorized,
-		reqTime: reqTime, respTime: respTime,
+		reqTime: ex.reqTime, respTime: ex.respTime,
 	}, &http.Response{StatusCode: http.StatusOK, Header: whole, ContentLength: size})
 	d.meta.Flags |= flagSliceIndex
 	ix := &sliceIndex{meta: d.meta, size: size, sliceSize: sliceSize}
@@ -192,71 +168,31 @@ func (h *Handler) worthSlicing(fl *fill, d *decision, ix *sliceIndex) bool {
 		hasSliceValidator(d.meta.Header)
 }
 
-// refreshIndex handles a 304 to an index revalidation (RFC 9111 §4.3.4):
-// the index header is updated from the 304, its freshness recomputed, and
-// the followers served from the slices.
-func (h *Handler) refreshIndex(sf *sliceFill, resp *http.Response, reqTime, respTime time.Time) {
-	old := sf.ix
-	hdr := old.meta.Header.Clone()
-	updateHeaders(hdr, resp.Header)
-	ix, d := h.newSliceIndex(sf.fill, hdr, old.size, old.sliceSize, reqTime, respTime)
-	stored := false
-	if d.store {
-		stored = h.storeIndex(ix)
-	} else {
-		h.store.Delete(h.ctx, old.meta.Key)
-	}
-	m := &ix.meta
-	sf.f.publish(flightResult{
-		kind: outSliced, meta: m, obj: ix,
-		status: cacheStatus{
-			fwd: sf.fwd, fwdStatus: http.StatusNotModified, stored: stored,
-			ttl: ttlOf(m, currentAge(m, respTime)), hasTTL: true,
-		},
-	})
-	sf.f.finish(nil)
-}
-
-// publishStale serves the followers from the stale index because upstream
-// failed (RFC 5861 §4, RFC 9111 §4.2.4).
-func (h *Handler) publishStale(sf *sliceFill, code int, detail string, now time.Time) {
-	h.metrics.fillErrors.Inc()
-	m := &sf.ix.meta
-	sf.f.publish(flightResult{
-		kind: outSliced, meta: m, obj: sf.ix,
-		status: cacheStatus{
-			fwd: fwdStale, fwdStatus: code,
-			ttl: ttlOf(m, currentAge(m, now)), hasTTL: true, detail: detail,
-		},
-	})
-	sf.f.finish(nil)
-}
-
 // storeIndex writes a slice index under its URL key, replacing what is
-// there. It reports whether the tier took it; the index is small, so it is
-// always written whole rather than updated in place.
-func (h *Handler) storeIndex(ix *sliceIndex) bool {
+// there. The index is small, so it is always written whole rather than
+// updated in place.
+func (h *Handler) storeIndex(ix *sliceIndex) {
 	w, err := h.store.Put(h.ctx, ix.meta)
 	if err != nil {
-		h.log.Debug("not storing slice index", "url", ix.meta.Key, "err", err)
-		return false
+		h.metrics.stores(err)
+		return
 	}
 	defer w.Close()
 	if _, err := w.Write(ix.record()); err != nil {
 		w.Abort()
-		h.log.Debug("not storing slice index", "url", ix.meta.Key, "err", err)
-		return false
+		h.metrics.stores(err)
+		return
 	}
 	if h.purgedMeanwhile(&ix.meta) {
 		w.Abort()
-		return false
+		h.metrics.stores(errPurged)
+		return
 	}
-	if err := w.Commit(); err != nil {
-		h.log.Warn("slice index", "url", ix.meta.Key, "err", err)
-		return false
+	err = w.Commit()
+	h.metrics.stores(err)
+	if err == nil {
+		h.misses.clear(ix.meta.Key)
 	}
-	h.misses.clear(ix.meta.Key)
-	return true
 }
 
 // dropSlices deletes a representation that is no longer current: its
@@ -279,7 +215,7 @@ func (h *Handler) dropSlices(ix *sliceIndex) {
 // sliceMeta is the metadata slice k is stored with: its Content-Range, the
 // validators of the response it came in, and the index's URL and tags, so
 // purges find it (storage.Meta.URL).
-func (ix *sliceIndex) sliceMeta(k int64, hdr http.Header, reqTime, respTime time.Time) storage.Meta {
+func (ix *sliceIndex) sliceMeta(k int64, hdr http.Header, ex exchange) storage.Meta {
 	sp := ix.span(k)
 	sh := http.Header{"Content-Range": {contentRange(sp, ix.size)}}
 	for _, name := range [...]string{"Etag", "Last-Modified"} {
@@ -292,34 +228,20 @@ func (ix *sliceIndex) sliceMeta(k int64, hdr http.Header, reqTime, respTime time
 		URL:          ix.meta.URL,
 		Status:       http.StatusPartialContent,
 		Header:       sh,
-		RequestTime:  reqTime,
-		ResponseTime: respTime,
+		RequestTime:  ex.reqTime,
+		ResponseTime: ex.respTime,
 		Size:         sp.length,
 		Tags:         ix.meta.Tags,
 	}
 }
 
-// startSliceFetch fetches slice k of ix into f, a flight in the table whose
-// fill the caller leads, with a Range request built on out.
-func (h *Handler) startSliceFetch(f *flight, site *Host, out *http.Request, ix *sliceIndex, k int64) {
-	h.fills.Add(1)
-	h.metrics.fills.Inc()
-	go func() {
-		defer h.fills.Done()
-		h.fetchSlice(f, site, out, ix, k)
-	}()
-}
-
-// fetchSlice asks upstream for one slice of ix and streams it into f and
-// storage. A response that shows the representation changed, that the
-// origin ignores Range, or that the resource is gone drops the index and
-// its slices, and fails the flight with errSliceChanged or errNoRanges so
-// its followers start again.
+// fetchSlice asks upstream for slice k of ix and streams it into f (a
+// flight in the table that the caller leads) and storage. An answer that
+// shows the representation changed, that the origin ignores Range, or that
+// the resource is gone drops the index and its slices, and fails the flight
+// with errSliceChanged or errNoRanges so its followers start again.
 func (h *Handler) fetchSlice(f *flight, site *Host, out *http.Request, ix *sliceIndex, k int64) {
-	defer func() {
-		h.flights.remove(f)
-		f.release()
-	}()
+	defer f.release()
 	ctx, cancel := context.WithCancel(h.ctx)
 	defer cancel()
 	idle := time.AfterFunc(h.cfg.IdleTimeout, cancel)
@@ -329,115 +251,56 @@ func (h *Handler) fetchSlice(f *flight, site *Host, out *http.Request, ix *slice
 	req := out.WithContext(ctx)
 	req.Header = out.Header.Clone()
 	req.Header["Range"] = rangeField(sp.start, sp.start+sp.length-1)
-	reqTime := h.now()
-	resp, err := site.Transport.RoundTrip(req)
-	respTime := h.now()
-	if err != nil {
-		h.sliceFailed(f, ix, err)
-		return
-	}
-	h.metrics.originStatus(resp.StatusCode)
-	if resp.StatusCode != http.StatusPartialContent {
-		drain(resp)
-		switch resp.StatusCode {
-		case http.StatusOK:
-			h.noSlice.mark(ix.meta.Key, respTime.Add(sliceMarkTTL))
-			h.dropSlices(ix)
-			h.sliceFailed(f, ix, errNoRanges)
-		case http.StatusNotFound, http.StatusGone, http.StatusRequestedRangeNotSatisfiable:
-			h.dropSlices(ix)
-			h.sliceFailed(f, ix, errSliceChanged)
-		default:
-			h.sliceFailed(f, ix, fmt.Errorf("origin answered %d to a slice request", resp.StatusCode))
+	ex, err := h.roundTrip(site, req)
+	if err == nil {
+		if err = h.checkSlice(ix, k, ex); err != nil {
+			drain(ex.resp)
 		}
+	}
+	if err != nil {
+		if isSliceChange(err) {
+			h.log.Info("slices dropped", "url", ix.meta.URL, "why", err)
+		} else if !isCanceled(err) {
+			h.metrics.fillErrors.Inc()
+			h.log.Warn("slice fetch failed", "url", ix.meta.URL, "err", err)
+		}
+		h.failFlight(f, err, cacheStatus{})
 		return
 	}
-	start, end, size, ok := parseContentRange(firstLine(resp.Header["Content-Range"]))
-	switch {
-	case ok && !ix.sameRepresentation(resp.Header, size):
-		drain(resp)
+	defer ex.resp.Body.Close()
+	m := ix.sliceMeta(k, ex.resp.Header, ex)
+	_, err = h.fillBody(ctx, f, ex.resp.Body, &m, true, flightResult{kind: outStream, meta: &m}, idle)
+	h.endFill(f, err)
+}
+
+// checkSlice checks that an answer to a request for slice k of ix is that
+// slice, dropping the index and its slices when the answer shows they are no
+// longer current.
+func (h *Handler) checkSlice(ix *sliceIndex, k int64, ex exchange) error {
+	switch ex.resp.StatusCode {
+	case http.StatusPartialContent:
+	case http.StatusOK:
+		h.noSlice.mark(ix.meta.Key, ex.respTime.Add(sliceMarkTTL))
 		h.dropSlices(ix)
-		h.sliceFailed(f, ix, errSliceChanged)
-		return
+		return errNoRanges
+	case http.StatusNotFound, http.StatusGone, http.StatusRequestedRangeNotSatisfiable:
+		h.dropSlices(ix)
+		return errSliceChanged
+	default:
+		return fmt.Errorf("origin answered %d to a slice request", ex.resp.StatusCode)
+	}
+	sp := ix.span(k)
+	start, end, size, ok := parseContentRange(firstLine(ex.resp.Header["Content-Range"]))
+	switch {
+	case ok && !ix.sameRepresentation(ex.resp.Header, size):
+		h.dropSlices(ix)
+		return errSliceChanged
 	case !ok || start != sp.start || end-start+1 != sp.length:
 		// Not the range asked for (multipart, or another one): this
 		// origin's ranges cannot be relied on.
-		drain(resp)
-		h.noSlice.mark(ix.meta.Key, respTime.Add(sliceMarkTTL))
+		h.noSlice.mark(ix.meta.Key, ex.respTime.Add(sliceMarkTTL))
 		h.dropSlices(ix)
-		h.sliceFailed(f, ix, errNoRanges)
-		return
+		return errNoRanges
 	}
-	defer resp.Body.Close()
-	h.fillSlice(ctx, f, resp, ix.sliceMeta(k, resp.Header, reqTime, respTime), idle)
-}
-
-// fillSlice streams a slice body into storage as m, announcing it to f's
-// followers as it arrives, as fill.go does for a whole body: a slice the
-// tier refuses is spooled for them instead. A body cut short reaches the
-// followers as an error and is never stored.
-func (h *Handler) fillSlice(ctx context.Context, f *flight, resp *http.Response, m storage.Meta, idle *time.Timer) {
-	w, err := h.store.Put(ctx, m)
-	if err != nil {
-		h.log.Debug("not storing slice", "key", m.Key, "err", err)
-		w = nil
-	}
-	var src bodyBuffer
-	if w != nil {
-		src = w
-		f.hold(w)
-	} else {
-		sp, err := newSpool(h.cfg.SpoolDir)
-		if err != nil {
-			h.log.Error("spool", "err", err)
-			h.flights.remove(f)
-			f.publish(flightResult{kind: outError, err: err})
-			f.finish(err)
-			return
-		}
-		src = sp
-		f.hold(sp)
-	}
-	f.setSource(src)
-	f.publish(flightResult{kind: outStream, meta: &m})
-
-	n, err := h.copyBody(f, resp.Body, &w, src, idle)
-	if err == nil && n != m.Size {
-		err = fmt.Errorf("slice of %d bytes, want %d: %w", n, m.Size, io.ErrUnexpectedEOF)
-	}
-	if err != nil {
-		if w != nil {
-			w.Abort()
-		}
-		h.metrics.fillErrors.Inc()
-		h.log.Warn("slice fill failed", "key", m.Key, "err", err)
-		h.flights.remove(f) // no request may join a failed flight
-		f.finish(err)
-		return
-	}
-	if w != nil && h.purgedMeanwhile(&m) {
-		w.Abort()
-		w = nil
-	}
-	if w != nil {
-		if err := w.Commit(); err != nil {
-			h.log.Warn("commit failed", "key", m.Key, "err", err)
-		}
-	}
-	h.flights.remove(f) // before finish: see runFill
-	f.finish(nil)
-}
-
-// sliceFailed announces that a slice fetch failed before its body began.
-func (h *Handler) sliceFailed(f *flight, ix *sliceIndex, err error) {
-	h.flights.remove(f)
-	switch {
-	case errors.Is(err, errSliceChanged) || errors.Is(err, errNoRanges):
-		h.log.Info("slices dropped", "url", ix.meta.URL, "why", err)
-	case !errors.Is(err, context.Canceled):
-		h.metrics.fillErrors.Inc()
-		h.log.Warn("slice fetch failed", "url", ix.meta.URL, "err", err)
-	}
-	f.publish(flightResult{kind: outError, err: err})
-	f.finish(err)
+	return nil
 }

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,39 +10,45 @@ import (
 	"github.com/outpost-cdn/outpost/storage"
 )
 
-// respondStored answers a request from a stored response that may be used
-// (the hook in handler.go): a slice index through its slices, any other
-// object from its body. It closes obj.
-func (h *Handler) respondStored(w http.ResponseWriter, r *http.Request, site *Host, c *canonical, obj storage.Object, cs *cacheStatus, attempt int) {
+// respondStored answers a request from a stored response that may be used:
+// a slice index through its slices, any other object from its body.
+// upstream holds the Cache-Status entries of the caches the response came
+// through, for a response just fetched. It reports whether the request must
+// look in the cache again because the object turned out not to be what it
+// seemed (a record this version did not write, a representation that
+// changed before anything was sent); the caller keeps obj and closes it.
+func (h *Handler) respondStored(w http.ResponseWriter, r *http.Request, site *Host, c *canonical, obj storage.Object, upstream []string, cs *cacheStatus, attempt int) (again bool) {
 	m := obj.Meta()
 	if !isSliceIndex(m) {
-		h.respond(w, r, &representation{meta: m, header: m.Header, age: true, body: objectBody{obj}}, cs)
-		obj.Close()
-		return
+		h.respond(w, r, &representation{meta: m, header: m.Header, upstream: upstream, age: true, body: objectBody{obj}}, cs)
+		return false
 	}
-	key := m.Key
 	ix, err := readSliceIndex(obj)
-	obj.Close()
-	if err != nil {
-		// Not a record this version wrote: forget it and look again.
-		h.store.Delete(r.Context(), key)
-		if attempt >= maxAttempts {
-			h.writeError(w, http.StatusBadGateway, nil)
-			return
-		}
-		h.serveCacheable(w, r, site, c, attempt+1, nil)
-		return
+	if err == nil {
+		err = h.serveSlices(w, r, site, c, ix, upstream, cs)
+	} else {
+		h.store.Delete(r.Context(), m.Key) // not a record this version wrote
 	}
-	h.serveSlices(w, r, site, c, ix, nil, cs, attempt)
+	switch {
+	case err == nil || r.Context().Err() != nil:
+		return false
+	case attempt < maxAttempts && (isSliceChange(err) || err == errBadIndex):
+		return true // nothing sent yet: answer from what the URL is now
+	case isSliceChange(err) || err == errBadIndex:
+		h.writeError(w, http.StatusBadGateway, cs)
+	default:
+		h.writeError(w, errorStatus(err), cs)
+	}
+	return false
 }
 
 // serveSlices answers a request from the slices of ix. cs is the
 // Cache-Status of how the index was obtained: for a stored index (a hit) it
 // becomes fwd=partial or fwd=miss when slices the request needs must be
 // fetched. The first slice needed is opened before the header is sent, so
-// a change of representation it reveals starts the request again instead
-// of breaking the response.
-func (h *Handler) serveSlices(w http.ResponseWriter, r *http.Request, site *Host, c *canonical, ix *sliceIndex, upstream []string, cs *cacheStatus, attempt int) {
+// a change of representation it reveals is returned as an error and the
+// request can start again instead of breaking the response.
+func (h *Handler) serveSlices(w http.ResponseWriter, r *http.Request, site *Host, c *canonical, ix *sliceIndex, upstream []string, cs *cacheStatus) error {
 	b := &sliceBody{h: h, ctx: r.Context(), ix: ix, site: site, r: r, c: c}
 	defer b.close()
 	need := ix.needed(r)
@@ -54,26 +59,14 @@ func (h *Handler) serveSlices(w http.ResponseWriter, r *http.Request, site *Host
 			if stored > 0 {
 				fwd = fwdPartial
 			}
-			*cs = cacheStatus{fwd: fwd, fwdStatus: http.StatusPartialContent, stored: true, detail: cs.detail}
+			*cs = cacheStatus{fwd: fwd, fwdStatus: http.StatusPartialContent, detail: cs.detail}
 			counted = true
 		}
 	}
 	if len(need) > 0 {
 		src, err := b.open(need[0].start / ix.sliceSize)
-		switch {
-		case errors.Is(err, errSliceChanged) || errors.Is(err, errNoRanges):
-			// Nothing sent yet: answer from what the URL is now.
-			if attempt < maxAttempts {
-				h.serveCacheable(w, r, site, c, attempt+1, nil)
-				return
-			}
-			h.writeError(w, http.StatusBadGateway, cs)
-			return
-		case err != nil && r.Context().Err() != nil:
-			return // the client has gone
-		case err != nil:
-			h.writeError(w, errorStatus(err), cs)
-			return
+		if err != nil {
+			return err
 		}
 		b.primed = src
 		if counted && src.f != nil && !src.leader {
@@ -86,6 +79,7 @@ func (h *Handler) serveSlices(w http.ResponseWriter, r *http.Request, site *Host
 		age:  cs.hit || hadAge || h.now().Sub(ix.meta.ResponseTime) >= time.Second,
 		body: b,
 	}, cs)
+	return nil
 }
 
 // needed predicts the byte ranges respond will send for r, as serve.go
@@ -236,11 +230,11 @@ func (b *sliceBody) open(k int64) (*sliceSource, error) {
 			// left the table): serve it to whoever joined meanwhile.
 			f.hold(o)
 			f.publish(flightResult{kind: outObject, meta: o.Meta(), obj: o})
-			f.finish(nil)
-			h.flights.remove(f)
+			h.endFill(f, nil)
 			f.release() // the fill's reference
 		} else {
-			h.startSliceFetch(f, b.site, b.upstream(), b.ix, k)
+			out := b.upstream()
+			h.goFill(func() { h.fetchSlice(f, b.site, out, b.ix, k) })
 		}
 	}
 	select {

@@ -211,7 +211,7 @@ func TestSliceColdRangeCostsOneSlice(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("bytes %d-%d/%d", start, start+99, size), resp.Header.Get("Content-Range"))
 	assert.Equal(t, `"v1"`, resp.Header.Get("ETag"))
 	assert.Equal(t, "video/mp4", resp.Header.Get("Content-Type"))
-	assert.Equal(t, "test-edge; fwd=miss; fwd-status=206; stored", resp.Header.Get("Cache-Status"))
+	assert.Equal(t, "test-edge; fwd=miss; fwd-status=206", resp.Header.Get("Cache-Status"))
 	assert.Equal(t, int64(1), se.origin.hits.Load(), "origin requests")
 	assert.Equal(t, int64(1<<20), se.src.bytesSent(t), "origin bytes: one slice")
 	r, _ := se.origin.lastRequest(t)
@@ -226,13 +226,13 @@ func TestSliceColdRangeCostsOneSlice(t *testing.T) {
 	resp, got = se.get(t, "/movie.mp4", "Range", rangeOf(63<<20-10, 63<<20+9))
 	assert.Equal(t, http.StatusPartialContent, resp.StatusCode)
 	assert.True(t, bytes.Equal(body[63<<20-10:63<<20+10], []byte(got)))
-	assert.Equal(t, "test-edge; fwd=partial; fwd-status=206; stored", resp.Header.Get("Cache-Status"))
+	assert.Equal(t, "test-edge; fwd=partial; fwd-status=206", resp.Header.Get("Cache-Status"))
 	assert.Equal(t, int64(2), se.origin.hits.Load())
 
 	resp = se.getBody(t, "/movie.mp4", body)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, strconv.Itoa(size), resp.Header.Get("Content-Length"))
-	assert.Equal(t, "test-edge; fwd=partial; fwd-status=206; stored", resp.Header.Get("Cache-Status"))
+	assert.Equal(t, "test-edge; fwd=partial; fwd-status=206", resp.Header.Get("Cache-Status"))
 	assert.Equal(t, int64(64), se.origin.hits.Load(), "one request per slice, none twice")
 	assert.Equal(t, int64(size), se.src.bytesSent(t), "origin bytes: the object once")
 
@@ -301,7 +301,7 @@ func TestSliceOriginIgnoringRange(t *testing.T) {
 	resp, got := se.get(t, "/n.mp4", "Range", rangeOf(start, size-1))
 	require.Equal(t, http.StatusPartialContent, resp.StatusCode)
 	assert.True(t, bytes.Equal(body[start:], []byte(got)))
-	assert.Equal(t, "test-edge; fwd=miss; fwd-status=200; stored", resp.Header.Get("Cache-Status"))
+	assert.Equal(t, "test-edge; fwd=miss; fwd-status=200", resp.Header.Get("Cache-Status"))
 	assert.Equal(t, int64(1), se.origin.hits.Load(), "the 200 to the probe is the fill, not a second request")
 
 	resp, got = se.get(t, "/n.mp4", "Range", rangeOf(0, 9))
@@ -504,7 +504,7 @@ func TestSliceHEADAndConditional(t *testing.T) {
 		b, _ := io.ReadAll(p)
 		assert.Equal(t, want.body, string(b))
 	}
-	assert.Equal(t, "test-edge; fwd=partial; fwd-status=206; stored", resp.Header.Get("Cache-Status"))
+	assert.Equal(t, "test-edge; fwd=partial; fwd-status=206", resp.Header.Get("Cache-Status"))
 	assert.Equal(t, int64(2), se.origin.hits.Load(), "the last slice")
 
 	resp, got = se.get(t, "/h.mp4", "Range", "bytes=0-9", "If-Range", `"v0"`)
@@ -542,7 +542,7 @@ func TestSliceRevalidation(t *testing.T) {
 	resp, got = se.get(t, "/r.mp4", "Range", rangeOf(sliceSize, sliceSize+9))
 	assert.True(t, bytes.Equal(b[sliceSize:sliceSize+10], []byte(got)))
 	assert.Equal(t, `"b"`, resp.Header.Get("ETag"))
-	assert.Equal(t, "test-edge; fwd=stale; fwd-status=206; stored", resp.Header.Get("Cache-Status"))
+	assert.Equal(t, "test-edge; fwd=stale; fwd-status=206", resp.Header.Get("Cache-Status"))
 	assert.Equal(t, map[string]int{`"b"`: 1}, slicesByETag(se.objects(t, "/r.mp4")))
 	assert.Equal(t, int64(4), se.origin.hits.Load())
 }

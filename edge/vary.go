@@ -1,10 +1,13 @@
 package edge
 
 import (
+	"context"
 	"net/http"
 	"net/textproto"
 	"slices"
 	"strings"
+
+	"github.com/outpost-cdn/outpost/storage"
 )
 
 // parseVary returns the request field names a response varies on
@@ -95,4 +98,50 @@ func normalizeAcceptEncoding(s string) string {
 // variantKey is the storage key of one variant of a URL.
 func variantKey(urlKey, id string) string {
 	return urlKey + "\x00vary" + id
+}
+
+// indexVariant records a variant in the URL's variant index, so lookups
+// know which request fields select it (RFC 9111 §4.1). The index keeps the
+// newest MaxVariants; older variants are deleted.
+func (h *Handler) indexVariant(ctx context.Context, urlKey string, vary []string, key string) {
+	h.indexMu.Lock()
+	defer h.indexMu.Unlock()
+	var variants []string
+	if o, err := h.store.Get(ctx, urlKey); err == nil {
+		if m := o.Meta(); m.IsVariantIndex() && equalStrings(m.Vary, vary) {
+			variants = append(variants, m.Variants...)
+		}
+		o.Close()
+	}
+	out := variants[:0]
+	for _, v := range variants {
+		if v != key {
+			out = append(out, v)
+		}
+	}
+	out = append(out, key)
+	for len(out) > h.cfg.MaxVariants {
+		h.store.Delete(ctx, out[0])
+		out = out[1:]
+	}
+	w, err := h.store.Put(ctx, storage.Meta{Key: urlKey, URL: urlKey, Vary: vary, Variants: out, Size: 0, ResponseTime: h.now()})
+	if err != nil {
+		return
+	}
+	defer w.Close()
+	if err := w.Commit(); err != nil {
+		h.log.Warn("variant index", "url", urlKey, "err", err)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
