@@ -153,79 +153,78 @@ func trimOWS(s string) string {
 	return s
 }
 
-// Bits of the seen mask: the first occurrence of a directive wins.
-const (
-	seenMaxAge = 1 << iota
-	seenSMaxAge
-	seenMaxStale
-	seenMinFresh
-	seenSWR
-	seenSIE
-)
+// directiveSpec is what one directive sets in directives and how its value
+// is read. directiveTable is the one list of the Cache-Control directives
+// Outpost acts on, read by parseCacheControl and parseCDNCacheControl.
+type directiveSpec struct {
+	name   string
+	delta  func(*directives) *int64    // delta-seconds (RFC 9111 §1.2.2)
+	flag   func(*directives) *bool     // set when present (without a value, for fields)
+	fields func(*directives) *[]string // a quoted list of field names (no-cache, private)
+	// bare is the value of a delta directive given without one (max-stale);
+	// zero means such a directive is invalid.
+	bare int64
+	// invalid: a malformed value makes the response stale (RFC 9111
+	// §4.2.1), for the freshness directives.
+	invalid bool
+	request bool // a request directive only, never in CDN-Cache-Control
+}
 
-func (d *directives) apply(name, value string, hasValue bool, seen *uint32) {
-	delta := func(bit uint32, dst *int64, freshness bool) {
-		if *seen&bit != 0 {
-			return
+var directiveTable = [...]directiveSpec{
+	{name: "max-age", delta: func(d *directives) *int64 { return &d.maxAge }, invalid: true},
+	{name: "s-maxage", delta: func(d *directives) *int64 { return &d.sMaxAge }, invalid: true},
+	{name: "max-stale", delta: func(d *directives) *int64 { return &d.maxStale }, bare: deltaMax, request: true},
+	{name: "min-fresh", delta: func(d *directives) *int64 { return &d.minFresh }, request: true},
+	{name: "stale-while-revalidate", delta: func(d *directives) *int64 { return &d.swr }},
+	{name: "stale-if-error", delta: func(d *directives) *int64 { return &d.sie }},
+	{name: "no-cache", flag: func(d *directives) *bool { return &d.noCache }, fields: func(d *directives) *[]string { return &d.noCacheFields }},
+	{name: "private", flag: func(d *directives) *bool { return &d.private }, fields: func(d *directives) *[]string { return &d.privateFields }},
+	{name: "no-store", flag: func(d *directives) *bool { return &d.noStore }},
+	{name: "public", flag: func(d *directives) *bool { return &d.public }},
+	{name: "must-revalidate", flag: func(d *directives) *bool { return &d.mustRevalidate }},
+	{name: "proxy-revalidate", flag: func(d *directives) *bool { return &d.proxyRevalidate }},
+	{name: "must-understand", flag: func(d *directives) *bool { return &d.mustUnderstand }},
+	{name: "no-transform", flag: func(d *directives) *bool { return &d.noTransform }},
+	{name: "only-if-cached", flag: func(d *directives) *bool { return &d.onlyIfCached }, request: true},
+	{name: "immutable", flag: func(d *directives) *bool { return &d.immutable }},
+}
+
+// directive returns the spec of a directive name (case-insensitive), and
+// its index in directiveTable, or nil.
+func directive(name string) (*directiveSpec, int) {
+	for i := range directiveTable {
+		if strings.EqualFold(name, directiveTable[i].name) {
+			return &directiveTable[i], i
 		}
-		*seen |= bit
-		v, ok := parseDelta(value)
-		if !ok || !hasValue {
-			if freshness {
-				d.invalid = true
-			}
-			return
-		}
-		*dst = v
 	}
+	return nil, 0
+}
+
+// apply sets a directive of a Cache-Control field. seen has a bit per
+// directiveTable entry: of a repeated delta directive the first wins.
+func (d *directives) apply(name, value string, hasValue bool, seen *uint32) {
+	sp, i := directive(name)
 	switch {
-	case strings.EqualFold(name, "max-age"):
-		delta(seenMaxAge, &d.maxAge, true)
-	case strings.EqualFold(name, "s-maxage"):
-		delta(seenSMaxAge, &d.sMaxAge, true)
-	case strings.EqualFold(name, "no-cache"):
-		if hasValue {
-			d.noCacheFields = appendFieldNames(d.noCacheFields, value)
-		} else {
-			d.noCache = true
-		}
-	case strings.EqualFold(name, "no-store"):
-		d.noStore = true
-	case strings.EqualFold(name, "private"):
-		if hasValue {
-			d.privateFields = appendFieldNames(d.privateFields, value)
-		} else {
-			d.private = true
-		}
-	case strings.EqualFold(name, "public"):
-		d.public = true
-	case strings.EqualFold(name, "must-revalidate"):
-		d.mustRevalidate = true
-	case strings.EqualFold(name, "proxy-revalidate"):
-		d.proxyRevalidate = true
-	case strings.EqualFold(name, "must-understand"):
-		d.mustUnderstand = true
-	case strings.EqualFold(name, "no-transform"):
-		d.noTransform = true
-	case strings.EqualFold(name, "only-if-cached"):
-		d.onlyIfCached = true
-	case strings.EqualFold(name, "immutable"):
-		d.immutable = true
-	case strings.EqualFold(name, "max-stale"):
-		if !hasValue {
-			if *seen&seenMaxStale == 0 {
-				*seen |= seenMaxStale
-				d.maxStale = deltaMax
-			}
+	case sp == nil:
+		// Unknown directives are ignored (RFC 9111 §5.2.3).
+	case sp.delta != nil:
+		if *seen&(1<<i) != 0 {
 			return
 		}
-		delta(seenMaxStale, &d.maxStale, false)
-	case strings.EqualFold(name, "min-fresh"):
-		delta(seenMinFresh, &d.minFresh, false)
-	case strings.EqualFold(name, "stale-while-revalidate"):
-		delta(seenSWR, &d.swr, false)
-	case strings.EqualFold(name, "stale-if-error"):
-		delta(seenSIE, &d.sie, false)
+		*seen |= 1 << i
+		if !hasValue && sp.bare != 0 {
+			*sp.delta(d) = sp.bare
+			return
+		}
+		if v, ok := parseDelta(value); ok && hasValue {
+			*sp.delta(d) = v
+		} else if sp.invalid {
+			d.invalid = true
+		}
+	case sp.fields != nil && hasValue:
+		*sp.fields(d) = appendFieldNames(*sp.fields(d), value)
+	default:
+		*sp.flag(d) = true
 	}
 }
 

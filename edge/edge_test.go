@@ -113,6 +113,9 @@ func newEnv(t testing.TB, fn http.HandlerFunc, mod ...func(*edge.Config)) *env {
 		Store: mem,
 		Hosts: []edge.Host{{Transport: toServer{addr: o.Listener.Addr().String(), rt: tr}}},
 		Now:   clk.Now,
+		// A small body arrives whole long before this even on a loaded
+		// machine, so Cache-Status "stored" is deterministic.
+		StreamDelay: 10 * time.Second,
 	}
 	for _, m := range mod {
 		m(&cfg)

@@ -9,13 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/outpost-cdn/outpost/internal/httpurl"
 	"github.com/outpost-cdn/outpost/storage"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -589,11 +589,11 @@ wait:
 // the host entry the URL routes to. A URL for a host no entry serves is
 // still canonicalised, without query options.
 func (h *Handler) CanonicalURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("edge: %q is not an absolute http(s) URL", raw)
+	u, err := httpurl.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("edge: %q: %w", raw, err)
 	}
-	c, err := canonicalize(u.Scheme, u.Host, u.EscapedPath(), u.RawQuery, nil)
+	c, err := canonicalize(strings.ToLower(u.Scheme), u.Host, u.EscapedPath(), u.RawQuery, nil)
 	if err != nil {
 		return "", fmt.Errorf("edge: %q: %w", raw, err)
 	}

@@ -13,7 +13,9 @@ import (
 )
 
 // maxBufferedBody is the largest request body forward reads before
-// sending, so that it can be sent again (origin.Pool's limit too).
+// sending, so that it can be sent again (Request.GetBody): a transport
+// such as origin.Pool retries a request lost to a dead connection only
+// when it can replay its body.
 const maxBufferedBody = 64 << 10
 
 // forward passes a request the cache does not handle (any method but GET

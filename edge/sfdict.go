@@ -6,7 +6,7 @@ import (
 )
 
 // sfValue is the bare item of a Structured Field dictionary member
-// (RFC 8941 §3.3); parameters are parsed and dropped.
+// (RFC 9651 §3.3); parameters are parsed and dropped.
 type sfValue struct {
 	kind byte // 'i' integer, 'd' decimal, 's' string, 't' token, 'b' byte sequence, '?' boolean, 'l' inner list
 	num  int64
@@ -14,7 +14,7 @@ type sfValue struct {
 	bool bool
 }
 
-// parseSFDictionary parses a Structured Field Dictionary (RFC 8941 §4.2.2)
+// parseSFDictionary parses a Structured Field Dictionary (RFC 9651 §4.2.2)
 // from the field's lines joined as one list. ok is false when the value is
 // not a valid Dictionary; a duplicate key keeps the last value (§3.2).
 func parseSFDictionary(lines []string) (dict map[string]sfValue, ok bool) {
@@ -248,57 +248,17 @@ func parseCDNCacheControl(lines []string) (directives, bool) {
 	}
 	d := newDirectives()
 	for k, v := range dict {
-		switch k {
-		case "max-age", "s-maxage", "stale-while-revalidate", "stale-if-error":
-			if v.kind != 'i' || v.num < 0 {
-				continue
+		sp, _ := directive(k)
+		switch {
+		case sp == nil || sp.request:
+		case sp.delta != nil:
+			if v.kind == 'i' && v.num >= 0 {
+				*sp.delta(&d) = min(v.num, deltaMax)
 			}
-			n := min(v.num, deltaMax)
-			switch k {
-			case "max-age":
-				d.maxAge = n
-			case "s-maxage":
-				d.sMaxAge = n
-			case "stale-while-revalidate":
-				d.swr = n
-			default:
-				d.sie = n
-			}
-		case "no-cache", "private":
-			fields := v.kind == 's'
-			if !fields && !(v.kind == '?' && v.bool) {
-				continue
-			}
-			switch {
-			case k == "no-cache" && fields:
-				d.noCacheFields = appendFieldNames(d.noCacheFields, v.str)
-			case k == "no-cache":
-				d.noCache = true
-			case fields:
-				d.privateFields = appendFieldNames(d.privateFields, v.str)
-			default:
-				d.private = true
-			}
-		default:
-			if v.kind != '?' || !v.bool {
-				continue
-			}
-			switch k {
-			case "no-store":
-				d.noStore = true
-			case "public":
-				d.public = true
-			case "must-revalidate":
-				d.mustRevalidate = true
-			case "proxy-revalidate":
-				d.proxyRevalidate = true
-			case "must-understand":
-				d.mustUnderstand = true
-			case "no-transform":
-				d.noTransform = true
-			case "immutable":
-				d.immutable = true
-			}
+		case sp.fields != nil && v.kind == 's':
+			*sp.fields(&d) = appendFieldNames(*sp.fields(&d), v.str)
+		case v.kind == '?' && v.bool:
+			*sp.flag(&d) = true
 		}
 	}
 	return d, true

@@ -59,9 +59,11 @@ func ExampleNewShield() {
 	}
 	defer pool.Close()
 	shield, err := origin.NewShield(origin.ShieldConfig{
-		Parents:  []origin.Server{{URL: shieldNode.URL}},
-		Origin:   pool,
-		Ejection: origin.Ejection{Failures: 1},
+		Config: origin.Config{
+			Origins:  []origin.Server{{URL: shieldNode.URL}},
+			Ejection: origin.Ejection{Failures: 1},
+		},
+		Origin: pool,
 	})
 	if err != nil {
 		log.Fatal(err)

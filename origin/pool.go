@@ -120,7 +120,7 @@ func newPool(cfg Config, random func() uint64) (*Pool, error) {
 // A request that failed to connect, or an idempotent request (GET, HEAD,
 // OPTIONS, TRACE, PUT, DELETE, or one with an Idempotency-Key header) that
 // failed before a response, is retried once on another server, provided
-// its body is absent or buffered (GetBody set) and at most 64 KiB; a 5xx
+// its body is absent or replayable (GetBody set); a 5xx
 // response is returned as is. When no server is up, the least recently
 // failed one is tried rather than none.
 //

@@ -60,7 +60,7 @@ func homes(t *testing.T, n int, parents ...string) []string {
 	t.Helper()
 	cfg := ShieldConfig{Origin: roundTripFunc(nil)}
 	for _, p := range parents {
-		cfg.Parents = append(cfg.Parents, Server{URL: p})
+		cfg.Origins = append(cfg.Origins, Server{URL: p})
 	}
 	sh, err := NewShield(cfg)
 	require.NoError(t, err)

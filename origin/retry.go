@@ -10,10 +10,6 @@ import (
 	"sync/atomic"
 )
 
-// maxReplayBody is the largest request body that is sent again on a retry:
-// only a body the caller buffered (Request.GetBody set) and this small.
-const maxReplayBody = 64 << 10
-
 // roundTrip sends req to a server picked by the policy. When that attempt
 // fails in a way that is safe to repeat, it sends req once more, to another
 // server that is up; a Shield whose second parent fails too, or that has no
@@ -166,9 +162,11 @@ func retryable(req *http.Request, err error) bool {
 }
 
 // replayable reports whether req's body can be sent twice: there is none,
-// or the caller buffered it (GetBody) and it is at most maxReplayBody long.
+// or the caller made it replayable (Request.GetBody, as net/http's
+// Transport requires too). How large a body is worth buffering for that is
+// the caller's choice (the edge buffers up to 64 KiB).
 func replayable(req *http.Request) bool {
-	return !hasBody(req) || req.GetBody != nil && req.ContentLength > 0 && req.ContentLength <= maxReplayBody
+	return !hasBody(req) || req.GetBody != nil
 }
 
 func hasBody(req *http.Request) bool {

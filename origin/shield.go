@@ -3,49 +3,26 @@ package origin
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ShieldConfig configures a Shield. It is plain data but for Origin; zero
-// fields take the defaults named.
+// ShieldConfig configures a Shield: the parents, Outpost nodes reached on
+// their public listener, are configured like a pool's servers, in Config.
+// Config.Origins lists them (http or https URLs without a path; at least
+// one; weights skew the share of keys each is home to). Config.Name
+// defaults to "shield". Balance, HostHeader, PathPrefix and RequestHeaders
+// must be zero: a shield picks by rendezvous and forwards requests as they
+// are. A parent's public listener proxies every path, so Health has no
+// default path: use one a parent answers cheaply (a small cached object,
+// with Health.Host set to a host it serves). For Ejection only a missing
+// response or a failed body counts as a failure: a parent's 5xx is its
+// origin's.
 type ShieldConfig struct {
-	// Name identifies the shield in logs and in the pool label of metrics.
-	// Empty means "shield".
-	Name string
-	// Parents are the shield nodes, Outpost nodes reached on their public
-	// listener, as http or https URLs without a path. At least one is
-	// required. Weights skew the share of keys each parent is home to.
-	Parents []Server
+	Config
 	// Origin receives the requests when no parent is up, typically the
 	// edge's Pool (or its router of pools). It is required. The Shield does
 	// not close it.
 	Origin http.RoundTripper
-	// Health configures active checks of the parents. A parent's public
-	// listener proxies every path, so there is no default path: use one that
-	// a parent answers cheaply (a small cached object, with Health.Host set
-	// to a host it serves). The zero value sends no checks, leaving passive
-	// checks alone to find a down parent.
-	Health HealthCheck
-	// Ejection configures passive checks of the parents. Only a missing
-	// response or a failed body counts as a failure: a parent's 5xx is its
-	// origin's. The zero value has Ejection's defaults.
-	Ejection Ejection
-	// TLS configures connections to https parents.
-	TLS TLS
-	// Timeouts bound the phases of each exchange with a parent.
-	Timeouts Timeouts
-	// MaxIdleConnsPerServer bounds the kept-alive HTTP/1.1 connections per
-	// parent. Zero means 128.
-	MaxIdleConnsPerServer int
-	// Logger receives one line per change of a parent's health. Nil means no
-	// logging.
-	Logger *slog.Logger
-	// Registerer receives the shield's metrics, outpost_origin_* with the
-	// label pool=Name, until Close. Nil means no metrics.
-	Registerer prometheus.Registerer
 }
 
 // Shield is an http.RoundTripper that sends each request through the shield
@@ -73,13 +50,16 @@ func NewShield(cfg ShieldConfig) (*Shield, error) {
 	if cfg.Name == "" {
 		cfg.Name = "shield"
 	}
-	if cfg.Origin == nil {
+	switch {
+	case cfg.Origin == nil:
 		return nil, errors.New("origin: shield: origin: required")
+	case cfg.Balance != "" || cfg.HostHeader != "" || cfg.PathPrefix != "" || len(cfg.RequestHeaders.Add) > 0 || len(cfg.RequestHeaders.Remove) > 0:
+		return nil, errors.New("origin: shield: balance, host header, path prefix and request headers are a pool's, not a shield's")
 	}
 	g, err := newGroup(groupConfig{
 		name:       cfg.Name,
 		field:      "parents",
-		servers:    cfg.Parents,
+		servers:    cfg.Origins,
 		policy:     Rendezvous,
 		pathless:   true,
 		fallback:   cfg.Origin,

@@ -39,9 +39,9 @@ func newParent(t *testing.T, name string) *parent {
 
 func newTestShield(t *testing.T, origin http.RoundTripper, parents ...*parent) *Shield {
 	t.Helper()
-	cfg := ShieldConfig{Origin: origin, Ejection: Ejection{Failures: 2}}
+	cfg := ShieldConfig{Origin: origin, Config: Config{Ejection: Ejection{Failures: 2}}}
 	for _, p := range parents {
-		cfg.Parents = append(cfg.Parents, Server{URL: p.URL})
+		cfg.Origins = append(cfg.Origins, Server{URL: p.URL})
 	}
 	sh, err := NewShield(cfg)
 	require.NoError(t, err)
@@ -139,10 +139,12 @@ func TestShieldFallsBackToOrigin(t *testing.T) {
 	origin, o := originRT(t)
 	var logs logBuffer
 	sh, err := NewShield(ShieldConfig{
-		Parents:  []Server{{URL: parents[0].URL}, {URL: parents[1].URL}},
-		Origin:   origin,
-		Ejection: Ejection{Failures: 2},
-		Logger:   logs.logger(),
+		Config: Config{
+			Origins:  []Server{{URL: parents[0].URL}, {URL: parents[1].URL}},
+			Ejection: Ejection{Failures: 2},
+			Logger:   logs.logger(),
+		},
+		Origin: origin,
 	})
 	require.NoError(t, err)
 	defer sh.Close()
@@ -192,9 +194,10 @@ func TestNewShieldRejectsBadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"no parents", ShieldConfig{Origin: origin}, "origin: no servers"},
-		{"no origin", ShieldConfig{Parents: []Server{{URL: "http://shield-1.test"}}}, "origin: shield: origin: required"},
-		{"path", ShieldConfig{Origin: origin, Parents: []Server{{URL: "http://shield-1.test/x"}}}, `parents[0]: url "http://shield-1.test/x": must not have a path`},
-		{"scheme", ShieldConfig{Origin: origin, Parents: []Server{{URL: "shield-1.test:8080"}}}, "parents[0]"},
+		{"no origin", ShieldConfig{Config: Config{Origins: []Server{{URL: "http://shield-1.test"}}}}, "origin: shield: origin: required"},
+		{"path", ShieldConfig{Origin: origin, Config: Config{Origins: []Server{{URL: "http://shield-1.test/x"}}}}, `parents[0]: url "http://shield-1.test/x": must not have a path`},
+		{"scheme", ShieldConfig{Origin: origin, Config: Config{Origins: []Server{{URL: "shield-1.test:8080"}}}}, "parents[0]"},
+		{"pool options", ShieldConfig{Origin: origin, Config: Config{Origins: []Server{{URL: "http://shield-1.test"}}, PathPrefix: "/x"}}, "are a pool's, not a shield's"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,8 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
+
+	"github.com/outpost-cdn/outpost/internal/httpurl"
 )
 
 // Client speaks the admin API's POST /purge: what `outpost purge` uses. The
@@ -92,8 +93,8 @@ func (c *Client) Purge(ctx context.Context, req Request) (Result, error) {
 
 // endpoint returns the URL of an admin API path.
 func (c *Client) endpoint(path string) (string, error) {
-	u, err := url.Parse(c.Admin)
-	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+	u, err := httpurl.Parse(c.Admin)
+	if err != nil {
 		return "", fmt.Errorf("purge: Client.Admin %s is not an http(s) URL", quote(c.Admin))
 	}
 	return u.JoinPath(path).String(), nil

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"strings"
+
+	"github.com/outpost-cdn/outpost/internal/httpurl"
 )
 
 // Request is the body of the admin API's POST /purge (DESIGN.md, "Admin
@@ -136,8 +137,6 @@ func canonicalURL(raw string, canonicalize func(string) (string, error)) (string
 	return c, nil
 }
 
-var errNotHTTP = errors.New("not an absolute http(s) URL")
-
 // checkHTTPURL reports whether s is an absolute http or https URL with a
 // host, as every URL and prefix of a purge must be.
 func checkHTTPURL(s string) error {
@@ -147,17 +146,8 @@ func checkHTTPURL(s string) error {
 	if len(s) > maxURLLen {
 		return fmt.Errorf("URL longer than %d bytes", maxURLLen)
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err
-		}
-		return fmt.Errorf("not a URL: %v", err)
-	}
-	if !strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https") || u.Hostname() == "" {
-		return errNotHTTP
-	}
-	return nil
+	_, err := httpurl.Parse(s)
+	return err
 }
 
 // prefixPath returns the canonical prefix s with the path's leading slash

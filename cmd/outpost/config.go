@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"reflect"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/outpost-cdn/outpost/internal/httpurl"
 )
 
 // at is a configuration value with the line it came from, so validation,
@@ -267,8 +268,8 @@ func addrField(field string, v at[string]) (string, error) {
 }
 
 func urlField(field string, v at[string]) (string, error) {
-	u, err := url.Parse(v.V)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := httpurl.Parse(v.V)
+	if err != nil {
 		return "", badField(field, v.Line, "bad URL %q (want an absolute http:// or https:// URL)", v.V)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {

@@ -279,12 +279,14 @@ func (n *node) upstream(cfg origin.Config) (http.RoundTripper, error) {
 		return pool, nil
 	}
 	shield, err := origin.NewShield(origin.ShieldConfig{
-		Name:       "shield:" + cfg.Name,
-		Parents:    servers(n.s.parents, nil),
-		Origin:     pool,
-		Health:     healthCheck(&n.s.parentHealth),
-		Logger:     n.log,
-		Registerer: n.reg,
+		Config: origin.Config{
+			Name:       "shield:" + cfg.Name,
+			Origins:    servers(n.s.parents, nil),
+			Health:     healthCheck(&n.s.parentHealth),
+			Logger:     n.log,
+			Registerer: n.reg,
+		},
+		Origin: pool,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("parents: %w", err)

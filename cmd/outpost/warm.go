@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+
+	"github.com/outpost-cdn/outpost/internal/httpurl"
 )
 
 const (
@@ -130,9 +132,8 @@ func (w *warmer) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 // checkURL accepts absolute http(s) URLs only.
 func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	if _, err := httpurl.Parse(raw); err != nil {
+		return fmt.Errorf("%q: %w", raw, err)
 	}
 	return nil
 }
