@@ -22,12 +22,37 @@
 // flight, and the others fetch on their own at once. A body cut short
 // reaches every follower as a broken response and is never stored.
 //
-// Large objects are sliced (slice.go): a cold Range request for an object
-// above Config.SliceThreshold stores it as an index plus fixed-size slices,
-// each fetched upstream with a Range request (coalesced, like any miss) the
+// Large objects are sliced: a cold Range request for an object above
+// Config.SliceThreshold stores it as an index plus fixed-size slices, each
+// fetched upstream with a Range request (coalesced, like any miss) the
 // first time a client needs it, so seeking into a large video costs one
 // slice. Purges reach the edge through the Bans interface, checked on every
 // lookup and again when a fill commits.
+//
+// The request path, in the order a request meets it:
+//
+//	ServeHTTP (handler.go)       canonical URL and host route (key.go, hosts.go),
+//	                             loop check (RFC 8586); other methods: forward (pass.go)
+//	serveCacheable (handler.go)  lookup, variant index (vary.go), purges (Bans),
+//	                             judge freshness (freshness.go, cachecontrol.go);
+//	                             a usable response: respondStored (slice_serve.go);
+//	                             else join or lead a flight (flight.go) and follow it
+//	startFill, runFill (fill.go) the upstream exchange: 304 refresh and stale-if-error
+//	                             (revalidate.go), slicing's two plug points (planSlice,
+//	                             sliceAnswer in slice_fill.go), storability (decide.go),
+//	                             the private handoff, the body protocol (fillBody)
+//	follow (handler.go)          the flight's outcome, answered by respond (serve.go):
+//	                             preconditions (conditional.go), ranges (ranges.go),
+//	                             Age and Cache-Status (status.go)
+//
+// Where each rule lives: what may be stored and shared, decide.go (RFC 9111
+// §3); freshness, age and when stale may be served, freshness.go and
+// fill.go's staleIfError (§4.2, RFC 5861); the directives, cachecontrol.go
+// (one table for Cache-Control and CDN-Cache-Control, RFC 9213, parsed as
+// a Structured Field by sfdict.go); validation, revalidate.go (§4.3);
+// variants, vary.go (§4.1); what is forwarded in each direction, headers.go
+// (RFC 9110 §7.6); ranges and slicing, ranges.go and slice*.go; whether
+// "stored" is said, fillBody.
 //
 // The package imports storage only; origins and purges come in through
 // interfaces (http.RoundTripper, Bans).
