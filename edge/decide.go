@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/outpost-cdn/outpost/storage"
@@ -41,6 +42,12 @@ func (h *Handler) decide(in respInput, resp *http.Response) decision {
 	cc := h.responseDirectives(hdr)
 	names, star := parseVary(hdr)
 	d.star = star
+	if !h.comp.off {
+		// Fills ask upstream for the identity coding, so the response
+		// cannot depend on a client's Accept-Encoding: Outpost negotiates
+		// the coding itself (compress.go).
+		names = slices.DeleteFunc(names, func(n string) bool { return n == "Accept-Encoding" })
+	}
 
 	date := dateOf(hdr, in.respTime)
 	if _, ok := hdr["Date"]; !ok {
@@ -109,6 +116,15 @@ func (h *Handler) decide(in respInput, resp *http.Response) decision {
 	}
 	if heuristic {
 		flags |= flagHeuristic
+	}
+	if !h.comp.off && !star && (contentCoding(hdr) != identity ||
+		h.comp.compressible(resp.StatusCode, hdr, resp.ContentLength, parseCacheControl(hdr["Cache-Control"]).noTransform)) {
+		// What a client is sent depends on its Accept-Encoding: encoded
+		// for it, or decoded when it does not accept the origin's coding.
+		addVary(hdr, "Accept-Encoding")
+		if contentCoding(hdr) == identity {
+			flags |= flagCompressible
+		}
 	}
 	swr, sie := time.Duration(0), time.Duration(0)
 	if flags&(flagNoStale|flagNoCache) == 0 {

@@ -124,7 +124,9 @@ func newEnv(t testing.TB, fn http.HandlerFunc, mod ...func(*edge.Config)) *env {
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	client := &http.Client{
-		Transport:     &http.Transport{MaxIdleConnsPerHost: 200},
+		// No Accept-Encoding unless a test sends one: responses arrive
+		// as the edge sent them.
+		Transport:     &http.Transport{MaxIdleConnsPerHost: 200, DisableCompression: true},
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

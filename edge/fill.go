@@ -210,7 +210,11 @@ func (h *Handler) runFill(fl *fill) {
 	defer ex.resp.Body.Close()
 	stored, err := h.fillBody(ctx, f, ex.resp.Body, &d.meta, d.store, res, idle)
 	if stored {
+		f.markStored()
 		h.misses.clear(f.key)
+		if fl.stale != nil {
+			h.dropVariants(f.key) // encoded from the response this one replaced
+		}
 		if len(d.meta.Vary) > 0 {
 			h.indexVariant(ctx, fl.urlKey, d.meta.Vary, d.meta.Key)
 		}
@@ -292,6 +296,10 @@ func (h *Handler) fillBody(ctx context.Context, f *flight, body io.Reader, m *st
 	if w != nil && h.purgedMeanwhile(m) {
 		w.Abort() // the followers still read the body from w
 		h.metrics.stores(errPurged)
+		w = nil
+	}
+	if w != nil && res.base != nil && !res.base.wasStored() {
+		w.Abort() // a variant of nothing stored would never be found
 		w = nil
 	}
 	if w != nil {

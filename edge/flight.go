@@ -38,6 +38,7 @@ type flight struct {
 	src    bodyBuffer // where the body is written; may switch to a spool
 	n      int64      // bytes of the body written to src
 	done   bool       // the body is complete or failed
+	stored bool       // the body was committed to storage (set before done)
 	err    error      // why the body failed
 	wake   chan struct{}
 	refs   int         // the fill plus every follower; the last release closes
@@ -75,6 +76,9 @@ type flightResult struct {
 	leaderHeader http.Header
 	upstream     []string // Cache-Status entries of the caches upstream
 	status       cacheStatus
+	// base is set for an encoded variant made from a body still
+	// arriving: the variant is kept only if that body was stored.
+	base *flight
 	// vary and varyID let a follower check that the response applies to
 	// it (RFC 9111 §4.1) before using it.
 	vary   []string
@@ -191,6 +195,27 @@ func (f *flight) size(ctx context.Context) (int64, error) {
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// markStored records that the body was committed to storage.
+func (f *flight) markStored() {
+	f.mu.Lock()
+	f.stored = true
+	f.mu.Unlock()
+}
+
+// wasStored reports whether the body, complete, was committed to storage.
+func (f *flight) wasStored() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done && f.stored
+}
+
+// complete returns the body length once the whole body has arrived.
+func (f *flight) complete() (int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n, f.done && f.err == nil
 }
 
 func (f *flight) waitLocked() <-chan struct{} {

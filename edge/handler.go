@@ -95,6 +95,9 @@ type Config struct {
 	// as it arrives, and their Cache-Status leaves "stored" out. Zero means
 	// 100ms; negative streams at once.
 	StreamDelay time.Duration
+	// Compression configures compression on the fly (compress.go); the
+	// zero value turns it on.
+	Compression CompressionConfig
 	// SpoolDir is where bodies shared but not stored are spooled.
 	// Zero means os.TempDir().
 	SpoolDir string
@@ -122,6 +125,7 @@ type Handler struct {
 	router  *router
 	log     *slog.Logger
 	metrics *metrics
+	comp    *compressor
 	now     func() time.Time
 	loopID  string // this node's CDN-Loop entry (RFC 8586)
 	nodeTag string // the part of loopID that identifies this process
@@ -184,8 +188,12 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	comp, err := newCompressor(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
 	h := &Handler{
-		cfg: cfg, store: cfg.Store, router: rt, log: cfg.Logger, now: cfg.Now,
+		cfg: cfg, store: cfg.Store, router: rt, log: cfg.Logger, now: cfg.Now, comp: comp,
 		misses: newMissMarks(100_000), noSlice: newMissMarks(100_000),
 	}
 	if h.log == nil {
@@ -198,7 +206,7 @@ func New(cfg Config) (*Handler, error) {
 	rand.Read(id[:])
 	h.nodeTag = "node=" + hex.EncodeToString(id[:])
 	h.loopID = cfg.Name + "; " + h.nodeTag
-	h.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(h.flights.len()) })
+	h.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(h.flights.len()) }, comp.collectors()...)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h, nil
 }
@@ -292,6 +300,9 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *H
 	var varyHint []string // the Vary names a flight that did not apply to us learned
 	for attempt := 0; ; attempt++ {
 		rc := parseCacheControl(r.Header["Cache-Control"])
+		if attempt == 0 && h.freshVariant(w, r, urlKey, &rc) {
+			return // a fresh encoded variant, found without its base (compress.go)
+		}
 		lk := h.lookup(r.Context(), urlKey, r.Header, varyHint)
 		fwd := lk.fwd
 		if lk.obj != nil {
@@ -569,6 +580,10 @@ wait:
 			return next{again: true, vary: res.vary}
 		}
 		defer f.release()
+		if cd := h.coding(r, res.meta); cd != identity && !(leader && res.leaderHeader != nil) {
+			h.respondEncodedStream(w, r, f, cd, cs)
+			break
+		}
 		hdr := res.meta.Header
 		if leader && res.leaderHeader != nil {
 			hdr = res.leaderHeader
@@ -578,6 +593,10 @@ wait:
 			meta: res.meta, header: hdr, upstream: res.upstream,
 			age:  hadAge || h.now().Sub(res.meta.ResponseTime) >= time.Second,
 			body: flightBody{f: f, ctx: r.Context(), declared: res.meta.Size},
+		}
+		if x := contentCoding(hdr); x != identity && !h.comp.off && !acceptable(r.Header["Accept-Encoding"], x) {
+			h.respondDecodedStream(w, r, rep, f, x, &cs)
+			break
 		}
 		h.respond(w, r, rep, &cs)
 	}

@@ -17,7 +17,7 @@ type metrics struct {
 	written, notAdmitted, tooLarge, purged, writeErrors prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, inFlight func() float64) *metrics {
+func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prometheus.Collector) *metrics {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outpost_requests_total",
 		Help: "Client requests by how the cache answered them (hit, stale, miss, pass, error).",
@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64) *metrics {
 		Help: "Responses the edge tried to store, by result: stored, not_admitted (the memory tier's admission policy kept what it had), too_large, purged (a purge arrived during the fill), error.",
 	}, []string{"result"})
 	if reg != nil {
-		reg.MustRegister(requests, origin, fills, fillErrors, flights, writes)
+		reg.MustRegister(append([]prometheus.Collector{requests, origin, fills, fillErrors, flights, writes}, more...)...)
 	}
 	m := &metrics{
 		hit:        requests.WithLabelValues("hit"),

@@ -158,16 +158,19 @@ func (h *Handler) invalidate(ctx context.Context, c *canonical, resp http.Header
 // purgeURL deletes the object stored under a URL key, and all its
 // variants when the key holds a variant index.
 func (h *Handler) purgeURL(ctx context.Context, urlKey string) {
+	keys := []string{urlKey}
 	if o, err := h.store.Get(ctx, urlKey); err == nil {
-		m := o.Meta()
-		if m.IsVariantIndex() {
-			for _, v := range m.Variants {
-				h.store.Delete(ctx, v)
-			}
+		if m := o.Meta(); m.IsVariantIndex() {
+			keys = append(keys, m.Variants...)
 		}
 		o.Close()
 	}
-	h.store.Delete(ctx, urlKey)
+	for _, key := range keys {
+		h.store.Delete(ctx, key)
+		for _, cd := range allCodings {
+			h.store.Delete(ctx, encodedKey(key, cd))
+		}
+	}
 }
 
 // errorStatus maps an upstream failure to the status the client sees:
@@ -197,6 +200,21 @@ func (h *Handler) upstreamRequest(r *http.Request, c *canonical, cache bool) *ht
 		}
 	}
 	delete(hdr, purgedAtField) // only this node says when it purged
+	if cache {
+		// The coding of what is stored: identity when Outpost compresses
+		// (it negotiates with clients itself, compress.go); else the one
+		// coding the client would be given, as the cache key has it
+		// (normalizeFieldValue), so a response that varies on it is right
+		// for every client sharing the key.
+		switch cd := negotiate(hdr["Accept-Encoding"], allCodings); {
+		case !h.comp.off:
+			hdr["Accept-Encoding"] = []string{"identity"}
+		case cd == identity:
+			delete(hdr, "Accept-Encoding")
+		default:
+			hdr["Accept-Encoding"] = []string{cd.String()}
+		}
+	}
 	appendForwardedFor(hdr, r.RemoteAddr)
 	appendField(hdr, "Via", viaValue(r)+" "+h.cfg.Name)
 	appendField(hdr, "Cdn-Loop", h.loopID)

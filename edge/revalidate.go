@@ -39,6 +39,7 @@ func (h *Handler) refreshed(fl *fill, ex exchange) {
 		err := h.store.Update(h.ctx, m)
 		if stored = err == nil; stored {
 			h.misses.clear(fl.f.key)
+			h.refreshVariants(old, &m)
 		}
 	default:
 		h.dropStored(fl.stale)
@@ -72,13 +73,14 @@ func (h *Handler) dropStale(fl *fill) {
 }
 
 // dropStored deletes a stored response that is no longer current: a whole
-// object, or a slice index with its slices.
+// object with its encoded variants, or a slice index with its slices.
 func (h *Handler) dropStored(o storage.Object) {
 	if ix, err := readSliceIndex(o); err == nil {
 		h.dropSlices(ix)
 		return
 	}
 	h.store.Delete(h.ctx, o.Meta().Key)
+	h.dropVariants(o.Meta().Key)
 }
 
 // updateHeaders replaces stored fields with those of a 304 (RFC 9111 §3.2),

@@ -53,7 +53,14 @@ type flightBody struct {
 	declared int64 // Content-Length of the response, or -1
 }
 
-func (b flightBody) knownSize() int64 { return b.declared }
+func (b flightBody) knownSize() int64 {
+	if b.declared < 0 {
+		if n, ok := b.f.complete(); ok {
+			return n
+		}
+	}
+	return b.declared
+}
 
 func (b flightBody) size(ctx context.Context) (int64, error) {
 	if b.declared >= 0 {

@@ -20,7 +20,7 @@ import (
 func (h *Handler) respondStored(w http.ResponseWriter, r *http.Request, site *Host, c *canonical, obj storage.Object, upstream []string, cs *cacheStatus, attempt int) (again bool) {
 	m := obj.Meta()
 	if !isSliceIndex(m) {
-		h.respond(w, r, &representation{meta: m, header: m.Header, upstream: upstream, age: true, body: objectBody{obj}}, cs)
+		h.respondObject(w, r, obj, upstream, cs)
 		return false
 	}
 	ix, err := readSliceIndex(obj)

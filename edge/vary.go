@@ -49,7 +49,7 @@ func variantID(names []string, reqHeader http.Header) string {
 		b.WriteByte(0)
 		b.WriteString(name)
 		lines, ok := reqHeader[name]
-		if !ok {
+		if !ok && name != "Accept-Encoding" { // no field is identity: one variant
 			b.WriteString("\x01") // absent
 			continue
 		}
@@ -62,6 +62,11 @@ func variantID(names []string, reqHeader http.Header) string {
 // normalizeFieldValue joins the lines of a list field and collapses the
 // whitespace around its elements; for case-insensitive fields it lowercases.
 func normalizeFieldValue(name string, lines []string) string {
+	if name == "Accept-Encoding" {
+		// The one coding the client would be given, as sent upstream
+		// (upstreamRequest): at most one variant per coding.
+		return negotiate(lines, allCodings).String()
+	}
 	var b strings.Builder
 	first := true
 	for _, line := range lines {
@@ -81,18 +86,7 @@ func normalizeFieldValue(name string, lines []string) string {
 	if caseInsensitiveFields[name] {
 		s = strings.ToLower(s)
 	}
-	if name == "Accept-Encoding" {
-		s = normalizeAcceptEncoding(s)
-	}
 	return s
-}
-
-// normalizeAcceptEncoding sorts codings and drops whitespace inside
-// parameters, so "br, gzip" and "gzip,br" select the same variant.
-func normalizeAcceptEncoding(s string) string {
-	parts := strings.Split(strings.ReplaceAll(s, " ", ""), ",")
-	slices.Sort(parts)
-	return strings.Join(slices.Compact(parts), ",")
 }
 
 // variantKey is the storage key of one variant of a URL.

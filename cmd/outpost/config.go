@@ -46,6 +46,35 @@ type fileConfig struct {
 	PurgeBus     purgeBus     `yaml:"purge_bus"`
 	// TLS serves the public listener over TLS (with HTTP/2).
 	TLS listenerTLS `yaml:"tls"`
+	// Compression configures compression on the fly: "off", or options.
+	Compression compressionConfig `yaml:"compression"`
+}
+
+// compressionConfig is `compression: off` (or on), or a mapping of options.
+type compressionConfig struct {
+	Line            int
+	Off             bool
+	Types           []at[string] `yaml:"types"`
+	MinSize         at[string]   `yaml:"min_size"`
+	Codings         []at[string] `yaml:"codings"`
+	RecompressAfter at[int]      `yaml:"recompress_after"`
+	MaxDecompressed at[string]   `yaml:"max_decompressed"`
+}
+
+func (c *compressionConfig) UnmarshalYAML(n *yaml.Node) error {
+	c.Line = n.Line
+	if n.Kind == yaml.ScalarNode {
+		switch strings.ToLower(n.Value) {
+		case "off", "false":
+			c.Off = true
+			return nil
+		case "on", "true":
+			return nil
+		}
+		return fmt.Errorf("line %d: compression: want off, on or a mapping of options, not %q", n.Line, n.Value)
+	}
+	type plain compressionConfig
+	return strictDecode(n, (*plain)(c))
 }
 
 type listenerTLS struct {

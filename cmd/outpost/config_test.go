@@ -46,6 +46,10 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"bad YAML syntax", nil, "hosts: [\n", []string{"config"}},
 		{"unknown field in a host", nil, "hosts:\n  - names: [a.example]\n    origins: [\"http://o\"]\n    helth: {}\n", []string{"line 4", "helth"}},
 		{"bad host name", nil, "hosts:\n  - names: [\"a/b\"]\n    origins: [\"http://o\"]\n", []string{"line 2", "hosts[0].names[0]"}},
+		{"bad compression type", []string{"--origin", "http://o"}, "compression:\n  types: [text/css, nonsense]\n", []string{"line 2", "compression.types", "nonsense"}},
+		{"bad compression coding", []string{"--origin", "http://o"}, "compression:\n  codings:\n    - zstd\n    - deflate\n", []string{"line 4", "compression.codings", "deflate"}},
+		{"bad compression switch", []string{"--origin", "http://o"}, "compression: maybe\n", []string{"line 1", "compression", "maybe"}},
+		{"bad compression size", []string{"--origin", "http://o"}, "compression: { min_size: big }\n", []string{"line 1", "compression.min_size", "big"}},
 		{"public admin without token", []string{"--origin", "http://o", "--admin", "0.0.0.0:9091"}, "", []string{"admin", "token"}},
 	}
 	for _, tt := range tests {

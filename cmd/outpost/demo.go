@@ -93,6 +93,8 @@ func printDemo(w io.Writer, edge, origin, admin string) {
 Try:
   curl -sI %[1]s/css/site.css | grep -i -e cache-status -e age
       first time "outpost; fwd=miss; fwd-status=200; stored"; then "outpost; hit; ttl=..." with an Age
+  curl -s -o /dev/null -D - -H 'Accept-Encoding: br' %[1]s/js/app.js | grep -i -e content-encoding -e content-length
+      the script compressed on the fly with brotli (gzip and zstd too), once, then served from the cache
   curl -s -o /dev/null -w '%%{http_code} %%{size_download} bytes\n' -H 'Range: bytes=0-99' %[1]s/media/big.bin
       206 with 100 bytes; the origin was asked for one 1 MiB slice of the 24 MiB video, not the file
   curl -sI %[1]s/api/time | grep -i cache-status

@@ -129,6 +129,7 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		SliceThreshold:       s.sliceThresh,
 		IgnoreClientNoCache:  s.cache.ignoreClientNoCache,
 		PassSetCookie:        s.cache.passSetCookie,
+		Compression:          s.compression,
 	})
 	if err != nil {
 		return nil, err

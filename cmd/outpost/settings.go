@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/outpost-cdn/outpost/edge"
 )
 
 // settings is the resolved configuration of a node: defaults, then the
@@ -39,6 +42,7 @@ type settings struct {
 	purgeMethod  bool
 	hosts        []hostSettings
 	cache        cachePolicy
+	compression  edge.CompressionConfig
 }
 
 type hostSettings struct {
@@ -203,6 +207,9 @@ func (f *serveFlags) resolve() (*settings, error) {
 	if s.cache, err = resolveCache(&fc.Cache); err != nil {
 		return nil, err
 	}
+	if s.compression, err = resolveCompression(&fc.Compression); err != nil {
+		return nil, err
+	}
 	if err := s.resolveBus(&fc.PurgeBus, set["name"] || fc.Name.V != ""); err != nil {
 		return nil, err
 	}
@@ -284,6 +291,35 @@ func resolveHealth(field string, hl *healthConfig) (healthSettings, error) {
 	}
 	hs.status, hs.fall, hs.rise = hl.Status.V, hl.Fall.V, hl.Rise.V
 	return hs, nil
+}
+
+// resolveCompression reads the compression block; edge validates the
+// values (CompressionConfig.Validate) and this names the field and line.
+func resolveCompression(c *compressionConfig) (edge.CompressionConfig, error) {
+	cc := edge.CompressionConfig{Off: c.Off, RecompressAfter: c.RecompressAfter.V}
+	var err error
+	if cc.MinSize, err = sizeField("compression.min_size", c.MinSize, 0); err != nil {
+		return cc, err
+	}
+	if cc.MaxDecompressed, err = sizeField("compression.max_decompressed", c.MaxDecompressed, 0); err != nil {
+		return cc, err
+	}
+	for _, t := range c.Types {
+		cc.Types = append(cc.Types, t.V)
+		if err := (edge.CompressionConfig{Types: []string{t.V}}).Validate(); err != nil {
+			return cc, badField("compression.types", t.Line, "%v", errors.Unwrap(err))
+		}
+	}
+	for _, n := range c.Codings {
+		cc.Codings = append(cc.Codings, n.V)
+		if err := (edge.CompressionConfig{Codings: []string{n.V}}).Validate(); err != nil {
+			return cc, badField("compression.codings", n.Line, "%v", errors.Unwrap(err))
+		}
+	}
+	if err := cc.Validate(); err != nil {
+		return cc, badField("compression", c.Line, "%v", err)
+	}
+	return cc, nil
 }
 
 func resolveCache(c *cacheConfig) (cachePolicy, error) {
