@@ -153,14 +153,13 @@ func trimOWS(s string) string {
 	return s
 }
 
-// directiveSpec is what one directive sets in directives and how its value
-// is read. directiveTable is the one list of the Cache-Control directives
-// Outpost acts on, read by parseCacheControl and parseCDNCacheControl.
+// directiveSpec says how a directive's value is read. directiveTable is the
+// one list of the Cache-Control directives Outpost acts on, read by
+// parseCacheControl and parseCDNCacheControl; where each is kept in
+// directives is the accessors' (delta, flag, names), by table index.
 type directiveSpec struct {
-	name   string
-	delta  func(*directives) *int64    // delta-seconds (RFC 9111 §1.2.2)
-	flag   func(*directives) *bool     // set when present (without a value, for fields)
-	fields func(*directives) *[]string // a quoted list of field names (no-cache, private)
+	name string
+	kind directiveKind
 	// bare is the value of a delta directive given without one (max-stale);
 	// zero means such a directive is invalid.
 	bare int64
@@ -170,61 +169,138 @@ type directiveSpec struct {
 	request bool // a request directive only, never in CDN-Cache-Control
 }
 
+type directiveKind uint8
+
+const (
+	kindDelta  directiveKind = iota // delta-seconds (RFC 9111 §1.2.2)
+	kindFlag                        // no value
+	kindFields                      // a quoted list of field names, or no value
+)
+
 var directiveTable = [...]directiveSpec{
-	{name: "max-age", delta: func(d *directives) *int64 { return &d.maxAge }, invalid: true},
-	{name: "s-maxage", delta: func(d *directives) *int64 { return &d.sMaxAge }, invalid: true},
-	{name: "max-stale", delta: func(d *directives) *int64 { return &d.maxStale }, bare: deltaMax, request: true},
-	{name: "min-fresh", delta: func(d *directives) *int64 { return &d.minFresh }, request: true},
-	{name: "stale-while-revalidate", delta: func(d *directives) *int64 { return &d.swr }},
-	{name: "stale-if-error", delta: func(d *directives) *int64 { return &d.sie }},
-	{name: "no-cache", flag: func(d *directives) *bool { return &d.noCache }, fields: func(d *directives) *[]string { return &d.noCacheFields }},
-	{name: "private", flag: func(d *directives) *bool { return &d.private }, fields: func(d *directives) *[]string { return &d.privateFields }},
-	{name: "no-store", flag: func(d *directives) *bool { return &d.noStore }},
-	{name: "public", flag: func(d *directives) *bool { return &d.public }},
-	{name: "must-revalidate", flag: func(d *directives) *bool { return &d.mustRevalidate }},
-	{name: "proxy-revalidate", flag: func(d *directives) *bool { return &d.proxyRevalidate }},
-	{name: "must-understand", flag: func(d *directives) *bool { return &d.mustUnderstand }},
-	{name: "no-transform", flag: func(d *directives) *bool { return &d.noTransform }},
-	{name: "only-if-cached", flag: func(d *directives) *bool { return &d.onlyIfCached }, request: true},
-	{name: "immutable", flag: func(d *directives) *bool { return &d.immutable }},
+	dMaxAge:          {name: "max-age", kind: kindDelta, invalid: true},
+	dSMaxAge:         {name: "s-maxage", kind: kindDelta, invalid: true},
+	dMaxStale:        {name: "max-stale", kind: kindDelta, bare: deltaMax, request: true},
+	dMinFresh:        {name: "min-fresh", kind: kindDelta, request: true},
+	dSWR:             {name: "stale-while-revalidate", kind: kindDelta},
+	dSIE:             {name: "stale-if-error", kind: kindDelta},
+	dNoCache:         {name: "no-cache", kind: kindFields},
+	dPrivate:         {name: "private", kind: kindFields},
+	dNoStore:         {name: "no-store", kind: kindFlag},
+	dPublic:          {name: "public", kind: kindFlag},
+	dMustRevalidate:  {name: "must-revalidate", kind: kindFlag},
+	dProxyRevalidate: {name: "proxy-revalidate", kind: kindFlag},
+	dMustUnderstand:  {name: "must-understand", kind: kindFlag},
+	dNoTransform:     {name: "no-transform", kind: kindFlag},
+	dOnlyIfCached:    {name: "only-if-cached", kind: kindFlag, request: true},
+	dImmutable:       {name: "immutable", kind: kindFlag},
 }
 
-// directive returns the spec of a directive name (case-insensitive), and
-// its index in directiveTable, or nil.
-func directive(name string) (*directiveSpec, int) {
+// Indexes of directiveTable.
+const (
+	dMaxAge = iota
+	dSMaxAge
+	dMaxStale
+	dMinFresh
+	dSWR
+	dSIE
+	dNoCache
+	dPrivate
+	dNoStore
+	dPublic
+	dMustRevalidate
+	dProxyRevalidate
+	dMustUnderstand
+	dNoTransform
+	dOnlyIfCached
+	dImmutable
+)
+
+// directive returns the index in directiveTable of a directive name
+// (case-insensitive), or -1.
+func directive(name string) int {
 	for i := range directiveTable {
 		if strings.EqualFold(name, directiveTable[i].name) {
-			return &directiveTable[i], i
+			return i
 		}
 	}
-	return nil, 0
+	return -1
+}
+
+// delta, flag and names return where directive i is kept.
+func (d *directives) delta(i int) *int64 {
+	switch i {
+	case dMaxAge:
+		return &d.maxAge
+	case dSMaxAge:
+		return &d.sMaxAge
+	case dMaxStale:
+		return &d.maxStale
+	case dMinFresh:
+		return &d.minFresh
+	case dSWR:
+		return &d.swr
+	}
+	return &d.sie
+}
+
+func (d *directives) flag(i int) *bool {
+	switch i {
+	case dNoCache:
+		return &d.noCache
+	case dPrivate:
+		return &d.private
+	case dNoStore:
+		return &d.noStore
+	case dPublic:
+		return &d.public
+	case dMustRevalidate:
+		return &d.mustRevalidate
+	case dProxyRevalidate:
+		return &d.proxyRevalidate
+	case dMustUnderstand:
+		return &d.mustUnderstand
+	case dNoTransform:
+		return &d.noTransform
+	case dOnlyIfCached:
+		return &d.onlyIfCached
+	}
+	return &d.immutable
+}
+
+func (d *directives) names(i int) *[]string {
+	if i == dNoCache {
+		return &d.noCacheFields
+	}
+	return &d.privateFields
 }
 
 // apply sets a directive of a Cache-Control field. seen has a bit per
 // directiveTable entry: of a repeated delta directive the first wins.
 func (d *directives) apply(name, value string, hasValue bool, seen *uint32) {
-	sp, i := directive(name)
-	switch {
-	case sp == nil:
-		// Unknown directives are ignored (RFC 9111 §5.2.3).
-	case sp.delta != nil:
+	i := directive(name)
+	if i < 0 {
+		return // unknown directives are ignored (RFC 9111 §5.2.3)
+	}
+	switch sp := &directiveTable[i]; {
+	case sp.kind == kindDelta:
 		if *seen&(1<<i) != 0 {
 			return
 		}
 		*seen |= 1 << i
 		if !hasValue && sp.bare != 0 {
-			*sp.delta(d) = sp.bare
+			*d.delta(i) = sp.bare
 			return
 		}
 		if v, ok := parseDelta(value); ok && hasValue {
-			*sp.delta(d) = v
+			*d.delta(i) = v
 		} else if sp.invalid {
 			d.invalid = true
 		}
-	case sp.fields != nil && hasValue:
-		*sp.fields(d) = appendFieldNames(*sp.fields(d), value)
+	case sp.kind == kindFields && hasValue:
+		*d.names(i) = appendFieldNames(*d.names(i), value)
 	default:
-		*sp.flag(d) = true
+		*d.flag(i) = true
 	}
 }
 

@@ -42,6 +42,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/andybalholm/brotli"
@@ -133,6 +134,11 @@ type compressor struct {
 
 	pools [numCodings][2]sync.Pool // encoders by coding and level
 
+	// seen remembers the coding negotiated for the Accept-Encoding values
+	// met last: clients send a handful of distinct values, so most
+	// requests skip parsing theirs.
+	seen [8]atomic.Pointer[negotiated]
+
 	in, out, secs [numCodings][2]prometheus.Counter
 	decoded       [numCodings]prometheus.Counter
 	refused       prometheus.Counter
@@ -143,6 +149,30 @@ type compressor struct {
 // collectors are the compressor's metrics, registered with the edge's.
 func (c *compressor) collectors() []prometheus.Collector {
 	return []prometheus.Collector{c.inVec, c.outVec, c.secsVec, c.decodedVec, c.refused}
+}
+
+// negotiated is an Accept-Encoding value and the coding chosen for it.
+type negotiated struct {
+	value string
+	cd    coding
+}
+
+// negotiate chooses the coding for a request's Accept-Encoding among the
+// offered codings, from the values met last when it can.
+func (c *compressor) negotiate(lines []string) coding {
+	if len(lines) != 1 {
+		return negotiate(lines, c.offered)
+	}
+	v := lines[0]
+	slot := &c.seen[(len(v)+int(v[len(v)/2]))%len(c.seen)]
+	if e := slot.Load(); e != nil && e.value == v {
+		return e.cd
+	}
+	cd := negotiate(lines, c.offered)
+	if len(v) <= 256 {
+		slot.Store(&negotiated{value: strings.Clone(v), cd: cd})
+	}
+	return cd
 }
 
 // maxHitCounts bounds the table of hit counts; when full it starts again,
@@ -308,17 +338,17 @@ func addVary(hdr http.Header, name string) {
 // coding the origin sent.
 func (h *Handler) respondObject(w http.ResponseWriter, r *http.Request, obj storage.Object, upstream []string, cs *cacheStatus) {
 	m := obj.Meta()
-	rep := &representation{meta: m, header: m.Header, upstream: upstream, age: true, body: objectBody{obj}}
 	if cd := h.coding(r, m); cd != identity {
-		h.respondEncoded(w, r, obj, rep, cd, cs)
+		h.respondEncoded(w, r, obj, &representation{meta: m, header: m.Header, upstream: upstream, age: true, obj: obj}, cd, cs)
 		return
 	}
 	if x := contentCoding(m.Header); x != identity && !h.comp.off && !acceptable(r.Header["Accept-Encoding"], x) {
 		n := m.Size
+		rep := &representation{meta: m, header: m.Header, upstream: upstream, age: true, obj: obj}
 		h.respondDecoded(w, r, rep, func() io.Reader { return io.NewSectionReader(obj, 0, n) }, n, x, cs)
 		return
 	}
-	h.respond(w, r, rep, cs)
+	h.respond(w, r, &representation{meta: m, header: m.Header, upstream: upstream, age: true, obj: obj}, cs)
 }
 
 // freshVariant answers a request that negotiates a coding from the encoded
@@ -331,7 +361,7 @@ func (h *Handler) freshVariant(w http.ResponseWriter, r *http.Request, urlKey st
 	if h.comp.off || len(r.Header["Accept-Encoding"]) == 0 || rc.noTransform {
 		return false
 	}
-	cd := negotiate(r.Header["Accept-Encoding"], h.comp.offered)
+	cd := h.comp.negotiate(r.Header["Accept-Encoding"])
 	if cd == identity {
 		return false
 	}
@@ -350,7 +380,7 @@ func (h *Handler) freshVariant(w http.ResponseWriter, r *http.Request, urlKey st
 	if h.judge(m, rc, age, false) != useFresh {
 		return false
 	}
-	h.respond(w, r, &representation{meta: m, header: m.Header, age: true, body: objectBody{v}}, &cacheStatus{hit: true, ttl: ttlOf(m, age), hasTTL: true})
+	h.respond(w, r, &representation{meta: m, header: m.Header, age: true, obj: v}, &cacheStatus{hit: true, ttl: ttlOf(m, age), hasTTL: true})
 	if m.Flags&flagBestLevel == 0 {
 		h.hitFastVariant(urlKey, cd)
 	}
@@ -376,7 +406,7 @@ func (h *Handler) coding(r *http.Request, m *storage.Meta) coding {
 	if cc, ok := r.Header["Cache-Control"]; ok && parseCacheControl(cc).noTransform {
 		return identity // RFC 9111 §5.2.1.6
 	}
-	return negotiate(r.Header["Accept-Encoding"], h.comp.offered)
+	return h.comp.negotiate(r.Header["Accept-Encoding"])
 }
 
 // respondEncoded answers from base's variant encoded with cd: the stored
@@ -389,7 +419,7 @@ func (h *Handler) respondEncoded(w http.ResponseWriter, r *http.Request, base st
 	if v, err := h.store.Get(r.Context(), vkey); err == nil {
 		vm := v.Meta()
 		if belongsTo(vm, base.Meta()) {
-			h.respond(w, r, &representation{meta: vm, header: vm.Header, upstream: rep.upstream, age: true, body: objectBody{v}}, cs)
+			h.respond(w, r, &representation{meta: vm, header: vm.Header, upstream: rep.upstream, age: true, obj: v}, cs)
 			v.Close()
 			if vm.Flags&flagBestLevel == 0 {
 				h.hitFastVariant(key, cd)

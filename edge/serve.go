@@ -19,7 +19,40 @@ type representation struct {
 	header   http.Header   // the header to send; meta.Header unless the leader's differs
 	upstream []string      // Cache-Status entries from upstream (forwarded responses)
 	age      bool          // send Age
-	body     bodySource
+	// obj is the body when it is a stored object, else body is. (A stored
+	// object is kept as it is rather than boxed into a bodySource: no
+	// allocation on a hit.)
+	obj  storage.Object
+	body bodySource
+}
+
+// knownSize returns the body length, or -1 while it is still arriving
+// without a declared length.
+func (rep *representation) knownSize() int64 {
+	if rep.obj != nil {
+		return rep.obj.Meta().Size
+	}
+	return rep.body.knownSize()
+}
+
+// size waits for the body length.
+func (rep *representation) size(ctx context.Context) (int64, error) {
+	if rep.obj != nil {
+		return rep.obj.Meta().Size, nil
+	}
+	return rep.body.size(ctx)
+}
+
+// writeRange copies n bytes of the body from off to w; n < 0 means to the
+// end.
+func (rep *representation) writeRange(w io.Writer, off, n int64) (int64, error) {
+	if rep.obj == nil {
+		return rep.body.writeRange(w, off, n)
+	}
+	if n < 0 {
+		n = rep.obj.Meta().Size - off
+	}
+	return writeRange(rep.obj, w, off, n)
 }
 
 // bodySource is the body of a representation.
@@ -31,18 +64,6 @@ type bodySource interface {
 	size(ctx context.Context) (int64, error)
 	// writeRange copies n bytes from off to w; n < 0 means to the end.
 	writeRange(w io.Writer, off, n int64) (int64, error)
-}
-
-// objectBody is the body of a stored object.
-type objectBody struct{ obj storage.Object }
-
-func (b objectBody) knownSize() int64                    { return b.obj.Meta().Size }
-func (b objectBody) size(context.Context) (int64, error) { return b.obj.Meta().Size, nil }
-func (b objectBody) writeRange(w io.Writer, off, n int64) (int64, error) {
-	if n < 0 {
-		n = b.obj.Meta().Size - off
-	}
-	return writeRange(b.obj, w, off, n)
 }
 
 // flightBody is the body of a response arriving through a flight; reads
@@ -144,7 +165,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rep *represent
 	}
 	if status == http.StatusOK && r.Method == http.MethodGet {
 		if rh, ok := r.Header["Range"]; ok && len(rh) == 1 && ifRangeAllows(r, rep.header) {
-			size, err := rep.body.size(r.Context())
+			size, err := rep.size(r.Context())
 			if err != nil {
 				h.abort(w, false)
 				return
@@ -155,10 +176,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rep *represent
 			}
 		}
 	}
-	size := rep.body.knownSize()
+	size := rep.knownSize()
 	bodyless := status == http.StatusNoContent || status == http.StatusNotModified || status < 200
-	if ob, ok := rep.body.(objectBody); ok && !bodyless && r.Method == http.MethodGet && size >= 0 && size <= smallBody {
-		h.writeSmall(w, status, ob.obj, size)
+	if rep.obj != nil && !bodyless && r.Method == http.MethodGet && size >= 0 && size <= smallBody {
+		h.writeSmall(w, status, rep.obj, size)
 		return
 	}
 	if !bodyless && size >= 0 {
@@ -172,7 +193,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rep *represent
 	if r.Method == http.MethodHead || bodyless {
 		return
 	}
-	if _, err := rep.body.writeRange(w, 0, size); err != nil {
+	if _, err := rep.writeRange(w, 0, size); err != nil {
 		h.abort(w, true)
 	}
 }
@@ -217,7 +238,7 @@ func (h *Handler) writeRanges(w http.ResponseWriter, r *http.Request, rep *repre
 		hdr["Content-Range"] = []string{contentRange(rg, size)}
 		hdr["Content-Length"] = []string{strconv.FormatInt(rg.length, 10)}
 		w.WriteHeader(http.StatusPartialContent)
-		if _, err := rep.body.writeRange(w, rg.start, rg.length); err != nil {
+		if _, err := rep.writeRange(w, rg.start, rg.length); err != nil {
 			h.abort(w, true)
 		}
 		return
@@ -245,7 +266,7 @@ func (h *Handler) writeRanges(w http.ResponseWriter, r *http.Request, rep *repre
 		if _, err := io.WriteString(w, heads[i]); err != nil {
 			h.abort(w, true)
 		}
-		if _, err := rep.body.writeRange(w, rg.start, rg.length); err != nil {
+		if _, err := rep.writeRange(w, rg.start, rg.length); err != nil {
 			h.abort(w, true)
 		}
 	}

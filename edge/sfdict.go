@@ -248,17 +248,19 @@ func parseCDNCacheControl(lines []string) (directives, bool) {
 	}
 	d := newDirectives()
 	for k, v := range dict {
-		sp, _ := directive(k)
-		switch {
-		case sp == nil || sp.request:
-		case sp.delta != nil:
+		i := directive(k)
+		if i < 0 || directiveTable[i].request {
+			continue
+		}
+		switch kind := directiveTable[i].kind; {
+		case kind == kindDelta:
 			if v.kind == 'i' && v.num >= 0 {
-				*sp.delta(&d) = min(v.num, deltaMax)
+				*d.delta(i) = min(v.num, deltaMax)
 			}
-		case sp.fields != nil && v.kind == 's':
-			*sp.fields(&d) = appendFieldNames(*sp.fields(&d), v.str)
+		case kind == kindFields && v.kind == 's':
+			*d.names(i) = appendFieldNames(*d.names(i), v.str)
 		case v.kind == '?' && v.bool:
-			*sp.flag(&d) = true
+			*d.flag(i) = true
 		}
 	}
 	return d, true

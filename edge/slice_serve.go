@@ -49,7 +49,7 @@ func (h *Handler) respondStored(w http.ResponseWriter, r *http.Request, site *Ho
 // a change of representation it reveals is returned as an error and the
 // request can start again instead of breaking the response.
 func (h *Handler) serveSlices(w http.ResponseWriter, r *http.Request, site *Host, c *canonical, ix *sliceIndex, upstream []string, cs *cacheStatus) error {
-	b := &sliceBody{h: h, ctx: r.Context(), ix: ix, site: site, r: r, c: c}
+	b := &sliceBody{h: h, ctx: r.Context(), ix: ix, site: site, r: r, c: *c}
 	defer b.close()
 	need := ix.needed(r)
 	counted := false
@@ -155,7 +155,7 @@ type sliceBody struct {
 	ix   *sliceIndex
 	site *Host
 	r    *http.Request
-	c    *canonical
+	c    canonical // a copy: the request's must not escape to the heap
 	// out is the upstream request slices are fetched with, built from r
 	// on the first miss.
 	out *http.Request
@@ -205,7 +205,7 @@ func (b *sliceBody) close() {
 // the fetches this body starts, which copy it before changing anything.
 func (b *sliceBody) upstream() *http.Request {
 	if b.out == nil {
-		b.out = b.h.upstreamRequest(b.r, b.c, true)
+		b.out = b.h.upstreamRequest(b.r, &b.c, true)
 	}
 	return b.out
 }
