@@ -286,12 +286,6 @@ func contentCoding(hdr http.Header) coding {
 	return cd
 }
 
-// encodedKey is the storage key of the variant of the object under key
-// encoded with cd.
-func encodedKey(key string, cd coding) string {
-	return key + "\x00ce=" + cd.String()
-}
-
 // variantMeta is the metadata of base's variant encoded with cd: the
 // base's status, freshness and tags; its header with Content-Encoding, a
 // strong ETag made distinct per coding (RFC 9110 §8.8.3) and no
@@ -385,17 +379,6 @@ func (h *Handler) freshVariant(w http.ResponseWriter, r *http.Request, urlKey st
 		h.hitFastVariant(urlKey, cd)
 	}
 	return true
-}
-
-// dropVariants deletes the encoded variants of the object under key, which
-// a new response has just replaced.
-func (h *Handler) dropVariants(key string) {
-	if h.comp.off {
-		return
-	}
-	for _, cd := range allCodings {
-		h.store.Delete(h.ctx, encodedKey(key, cd))
-	}
 }
 
 // coding is the coding to serve a compressible response in, or identity.

@@ -213,7 +213,9 @@ func (h *Handler) runFill(fl *fill) {
 		f.markStored()
 		h.misses.clear(f.key)
 		if fl.stale != nil {
-			h.dropVariants(f.key) // encoded from the response this one replaced
+			if !h.comp.off {
+				h.dropEncoded(ctx, f.key) // encoded from the response this one replaced
+			}
 		}
 		if len(d.meta.Vary) > 0 {
 			h.indexVariant(ctx, fl.urlKey, d.meta.Vary, d.meta.Key)

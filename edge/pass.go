@@ -155,23 +155,9 @@ func (h *Handler) invalidate(ctx context.Context, c *canonical, resp http.Header
 	}
 }
 
-// purgeURL deletes the object stored under a URL key, and all its
-// variants when the key holds a variant index.
-func (h *Handler) purgeURL(ctx context.Context, urlKey string) {
-	keys := []string{urlKey}
-	if o, err := h.store.Get(ctx, urlKey); err == nil {
-		if m := o.Meta(); m.IsVariantIndex() {
-			keys = append(keys, m.Variants...)
-		}
-		o.Close()
-	}
-	for _, key := range keys {
-		h.store.Delete(ctx, key)
-		for _, cd := range allCodings {
-			h.store.Delete(ctx, encodedKey(key, cd))
-		}
-	}
-}
+// purgeURL deletes what is stored for a URL key: its object or variant
+// index, and everything that stands under it.
+func (h *Handler) purgeURL(ctx context.Context, urlKey string) { h.dropEntry(ctx, urlKey) }
 
 // errorStatus maps an upstream failure to the status the client sees:
 // 504 when the origin timed out, 502 otherwise.

@@ -79,8 +79,7 @@ func (h *Handler) dropStored(o storage.Object) {
 		h.dropSlices(ix)
 		return
 	}
-	h.store.Delete(h.ctx, o.Meta().Key)
-	h.dropVariants(o.Meta().Key)
+	h.dropEntry(h.ctx, o.Meta().Key)
 }
 
 // updateHeaders replaces stored fields with those of a 304 (RFC 9111 §3.2),

@@ -208,11 +208,6 @@ func (ix *sliceIndex) span(k int64) byteRange {
 	return byteRange{start, min(ix.sliceSize, ix.size-start)}
 }
 
-// sliceKey is the storage key of slice k of the object under urlKey.
-func sliceKey(urlKey string, k int64) string {
-	return urlKey + "\x00slice=" + strconv.FormatInt(k, 10)
-}
-
 // sameRepresentation reports whether a response header, from a response
 // whose Content-Range gave size as the length, describes the index's
 // representation: the same length and strong ETag, or, without a strong

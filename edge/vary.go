@@ -89,11 +89,6 @@ func normalizeFieldValue(name string, lines []string) string {
 	return s
 }
 
-// variantKey is the storage key of one variant of a URL.
-func variantKey(urlKey, id string) string {
-	return urlKey + "\x00vary" + id
-}
-
 // indexVariant records a variant in the URL's variant index, so lookups
 // know which request fields select it (RFC 9111 §4.1). The index keeps the
 // newest MaxVariants; older variants are deleted.
@@ -115,7 +110,7 @@ func (h *Handler) indexVariant(ctx context.Context, urlKey string, vary []string
 	}
 	out = append(out, key)
 	for len(out) > h.cfg.MaxVariants {
-		h.store.Delete(ctx, out[0])
+		h.dropEntry(ctx, out[0])
 		out = out[1:]
 	}
 	w, err := h.store.Put(ctx, storage.Meta{Key: urlKey, URL: urlKey, Vary: vary, Variants: out, Size: 0, ResponseTime: h.now()})
