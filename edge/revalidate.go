@@ -21,7 +21,7 @@ func (h *Handler) refreshed(fl *fill, ex exchange) {
 		whole.ContentLength = ix.size
 	}
 	d := h.decide(respInput{
-		key: old.Key, urlKey: old.URL, authorized: fl.authorized,
+		key: old.Key, urlKey: old.URL, authorized: fl.authorized, site: fl.site, out: fl.out,
 		reqTime: ex.reqTime, respTime: ex.respTime,
 	}, whole)
 	m.Header = d.meta.Header
