@@ -295,3 +295,37 @@ func newMemory(t *testing.T) *storage.Memory {
 	t.Cleanup(func() { mem.Close() })
 	return mem
 }
+
+// TestSetCookieOnA304IsDropped: a Set-Cookie that comes with a 304 to the
+// cache's own revalidation is not stored with the response, and reaches
+// no client (under the default policy the response is dropped from the
+// cache too, as any other response setting a cookie would be).
+func TestSetCookieOnA304IsDropped(t *testing.T) {
+	for _, tt := range []struct {
+		policy   edge.SetCookiePolicy
+		wantHits int64 // after the third request
+	}{{edge.SetCookiePass, 3}, {edge.SetCookieStrip, 2}} {
+		t.Run(tt.policy.String(), func(t *testing.T) {
+			e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=10")
+				w.Header().Set("ETag", `"v1"`)
+				if r.Header.Get("If-None-Match") == `"v1"` {
+					w.Header().Set("Set-Cookie", "sid=from-304")
+					w.WriteHeader(http.StatusNotModified)
+					return
+				}
+				io.WriteString(w, "A")
+			}, withPrivacy(edge.Privacy{SetCookie: tt.policy}))
+			e.get(t, "/r")
+			e.clock.Advance(20 * time.Second)
+			resp, body := e.get(t, "/r")
+			assert.Equal(t, "A", body)
+			assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd-status=304")
+			assert.Empty(t, resp.Header.Get("Set-Cookie"))
+			resp, body = e.get(t, "/r")
+			assert.Equal(t, "A", body)
+			assert.Empty(t, resp.Header.Get("Set-Cookie"))
+			assert.Equal(t, tt.wantHits, e.origin.hits.Load())
+		})
+	}
+}
