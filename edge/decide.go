@@ -34,6 +34,9 @@ type respInput struct {
 	// rules; nil applies the default policy without them.
 	site *Host
 	out  *http.Request
+	// revalidated says a 304 refreshed a stored response: the body was
+	// not made for this request, so its Cookie does not taint it.
+	revalidated bool
 }
 
 // decide applies RFC 9111 §3 (storing responses in a shared cache) and the
@@ -103,7 +106,7 @@ func (h *Handler) decide(in respInput, resp *http.Response) decision {
 	_, setCookie := hdr["Set-Cookie"]
 	privacy(&d, privacyInput{
 		site: in.site, req: in.out, status: resp.StatusCode, hdr: hdr,
-		explicit: explicit, hidden: hidden(cc, "set-cookie"),
+		explicit: explicit, hidden: hidden(cc, "set-cookie"), revalidated: in.revalidated,
 	})
 	if hidden := append(cc.privateFields, cc.noCacheFields...); len(hidden) > 0 || setCookie {
 		// §5.2.2.7, §5.2.2.4: the named fields are not stored or reused;

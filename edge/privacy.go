@@ -91,6 +91,9 @@ type privacyInput struct {
 	hdr      http.Header // the response header, hop-by-hop fields removed
 	explicit bool        // the origin gave explicit freshness
 	hidden   bool        // Set-Cookie is withheld by private="..." or no-cache="..."
+	// revalidated: a 304 refreshed a stored body fetched for another
+	// request (respInput.revalidated).
+	revalidated bool
 }
 
 // privacy applies the host's Privacy to a decision the RFC rules made: it
@@ -116,7 +119,7 @@ func privacy(d *decision, in privacyInput) {
 		d.store, d.share, d.reason = false, false, reasonTypeMismatch
 		return
 	}
-	if !in.explicit && !p.HeuristicWithCookie && in.req != nil && len(in.req.Header["Cookie"]) > 0 {
+	if !in.explicit && !in.revalidated && !p.HeuristicWithCookie && in.req != nil && len(in.req.Header["Cookie"]) > 0 {
 		// A response to a request with Cookie may have been made for
 		// that user; only the origin's own freshness says it is not.
 		d.store, d.share, d.reason = false, false, reasonCookie

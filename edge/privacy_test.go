@@ -329,3 +329,29 @@ func TestSetCookieOnA304IsDropped(t *testing.T) {
 		})
 	}
 }
+
+// TestCookieRevalidationKeepsTheStoredResponse: a stored response (stored
+// by heuristic freshness for a request without Cookie) that a request with
+// Cookie revalidates with a 304 stays stored: its body was not made for
+// that request.
+func TestCookieRevalidationKeepsTheStoredResponse(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Last-Modified", e0LastModified)
+		if r.Header.Get("If-Modified-Since") != "" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		io.WriteString(w, "public")
+	})
+	e.get(t, "/asset")
+	e.clock.Advance(48 * time.Hour) // past the heuristic lifetime (capped at 24h)
+	resp, body := e.get(t, "/asset", "Cookie", "session=alice")
+	assert.Equal(t, "public", body)
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd-status=304")
+	resp, _ = e.get(t, "/asset")
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "; hit")
+	assert.Equal(t, int64(2), e.origin.hits.Load())
+}
+
+// e0LastModified is long before any test clock.
+const e0LastModified = "Mon, 01 Jan 2024 00:00:00 GMT"
