@@ -73,8 +73,6 @@ type cfRow struct {
 // Cache-Status forms used throughout (RFC 9211).
 const (
 	csMiss      = "test-edge; fwd=miss; fwd-status=200; stored"
-	csUncache   = `test-edge; fwd=miss; fwd-status=200; detail="uncacheable"`
-	csBypass    = `test-edge; fwd=bypass; fwd-status=200; detail="uncacheable"`
 	csStale200  = "test-edge; fwd=stale; fwd-status=200; stored"
 	csRequest   = "test-edge; fwd=request; fwd-status=200; stored"
 	csMethod200 = "test-edge; fwd=method; fwd-status=200"
@@ -82,6 +80,16 @@ const (
 
 // compressionOff turns compression on the fly off for a row.
 func compressionOff(c *edge.Config) { c.Compression.Off = true }
+
+// csUncache and csBypass are a 200 not stored for reason (the detail),
+// fetched with others waiting and fetched alone (hit-for-miss).
+func csUncache(reason string) string {
+	return `test-edge; fwd=miss; fwd-status=200; detail="` + reason + `"`
+}
+
+func csBypass(reason string) string {
+	return `test-edge; fwd=bypass; fwd-status=200; detail="` + reason + `"`
+}
 
 func csHit(ttl int) string { return fmt.Sprintf("test-edge; hit; ttl=%d", ttl) }
 
@@ -138,8 +146,8 @@ func conformanceRows() []cfRow {
 			{body: "A", cs: csHit(60), hdr: []string{"Age", "0", "Cache-Control", "max-age=60"}, hits: 1},
 		}},
 		cfRow{sec: "RFC 9111 §3", name: "no default TTL: no freshness and no validator is not stored", origin: []cfOrigin{{body: "A"}}, steps: []cfStep{
-			{body: "A", cs: csUncache, hits: 1},
-			{body: "A", cs: csBypass, hits: 2},
+			{body: "A", cs: csUncache("no-freshness"), hits: 1},
+			{body: "A", cs: csBypass("no-freshness"), hits: 2},
 		}},
 		twice("RFC 9111 §3", "203 with Last-Modified is cacheable by default", cfOrigin{status: 203, hdr: []string{"Last-Modified", "{t0-10h}"}, body: "A"}, nil, true),
 		twice("RFC 9111 §3", "204 with Last-Modified is cacheable by default", cfOrigin{status: 204, hdr: []string{"Last-Modified", "{t0-10h}"}}, nil, true),
@@ -154,8 +162,8 @@ func conformanceRows() []cfRow {
 		twice("RFC 9111 §3", "302 with max-age is stored", cfOrigin{status: 302, hdr: []string{"Location", "/x", "Cache-Control", "max-age=60"}, body: "A"}, nil, true),
 		twice("RFC 9111 §3", "500 with max-age is stored", cfOrigin{status: 500, hdr: []string{"Cache-Control", "max-age=60"}, body: "A"}, nil, true),
 		cfRow{sec: "RFC 9111 §3", name: "500 without freshness is passed, not stored", origin: []cfOrigin{{status: 500, body: "E"}}, steps: []cfStep{
-			{status: 500, body: "E", cs: "test-edge; fwd=miss; fwd-status=500", hits: 1},
-			{status: 500, body: "E", cs: "test-edge; fwd=miss; fwd-status=500", hits: 2},
+			{status: 500, body: "E", cs: `test-edge; fwd=miss; fwd-status=500; detail="status"`, hits: 1},
+			{status: 500, body: "E", cs: `test-edge; fwd=miss; fwd-status=500; detail="status"`, hits: 2},
 		}},
 		twice("RFC 9111 §3", "unknown final status with max-age is stored", cfOrigin{status: 299, hdr: []string{"Cache-Control", "max-age=60"}, body: "A"}, nil, true),
 		cfRow{sec: "RFC 9111 §3", name: "NegativeTTL gives a 404 without freshness a floor (policy)", cfg: func(c *edge.Config) { c.NegativeTTL = 30 * time.Second },
@@ -167,14 +175,16 @@ func conformanceRows() []cfRow {
 			{status: 404, body: "no", hits: 1},
 			{status: 404, body: "no", csHas: "fwd=", hits: 2},
 		}},
-		cfRow{sec: "RFC 9111 §3", name: "Set-Cookie does not prevent storing (policy)", origin: []cfOrigin{{hdr: []string{"Cache-Control", "max-age=60", "Set-Cookie", "s=1"}, body: "A"}}, steps: []cfStep{
-			{body: "A", cs: csMiss, hits: 1},
-			{body: "A", cs: csHit(60), hdr: []string{"Set-Cookie", "s=1"}, hits: 1},
+		// Outpost policy (DESIGN "Privacy and request hygiene"): a
+		// Set-Cookie reaches only the client whose request fetched it.
+		cfRow{sec: "RFC 9111 §3", name: "Set-Cookie keeps a response out of the cache by default (policy)", origin: []cfOrigin{{hdr: []string{"Cache-Control", "max-age=60", "Set-Cookie", "s=1"}, body: "A"}}, steps: []cfStep{
+			{body: "A", cs: csUncache("set-cookie"), hdr: []string{"Set-Cookie", "s=1"}, hits: 1},
+			{body: "A", cs: csBypass("set-cookie"), hdr: []string{"Set-Cookie", "s=1"}, hits: 2},
 		}},
-		cfRow{sec: "RFC 9111 §3", name: "PassSetCookie keeps cookie responses out (policy)", cfg: func(c *edge.Config) { c.PassSetCookie = true },
+		cfRow{sec: "RFC 9111 §3", name: "SetCookieStrip stores the response without its cookie (policy)", cfg: func(c *edge.Config) { c.Hosts[0].Privacy.SetCookie = edge.SetCookieStrip },
 			origin: []cfOrigin{{hdr: []string{"Cache-Control", "max-age=60", "Set-Cookie", "s=1"}, body: "A"}}, steps: []cfStep{
-				{body: "A", cs: csUncache, hits: 1},
-				{body: "A", cs: csBypass, hdr: []string{"Set-Cookie", "s=1"}, hits: 2},
+				{body: "A", cs: csMiss, hdr: []string{"Set-Cookie", "s=1"}, hits: 1},
+				{body: "A", cs: csHit(60), hdr: []string{"Set-Cookie", ""}, hits: 1},
 			}},
 	)
 
@@ -182,8 +192,8 @@ func conformanceRows() []cfRow {
 	auth := []string{"Authorization", "Bearer x"}
 	add(
 		cfRow{sec: "RFC 9111 §3.5", name: "Authorization without permission is not stored", origin: []cfOrigin{cf60}, steps: []cfStep{
-			{req: auth, body: "A", cs: csUncache, hits: 1},
-			{req: auth, body: "A", cs: csBypass, hits: 2},
+			{req: auth, body: "A", cs: csUncache("authorization"), hits: 1},
+			{req: auth, body: "A", cs: csBypass("authorization"), hits: 2},
 		}},
 		twice("RFC 9111 §3.5", "Authorization with public is stored", cfOrigin{hdr: []string{"Cache-Control", "public, max-age=60"}, body: "A"}, auth, true),
 		twice("RFC 9111 §3.5", "Authorization with s-maxage is stored", cfOrigin{hdr: []string{"Cache-Control", "s-maxage=60"}, body: "A"}, auth, true),
@@ -242,8 +252,8 @@ func conformanceRows() []cfRow {
 			{req: []string{"Accept-Language", "en", "X-Tenant", "a"}, body: "en-a", cs: csHit(60), hits: 2},
 		}},
 		cfRow{sec: "RFC 9111 §4.1", name: "Vary: * is never stored", origin: []cfOrigin{vary("*", "x")}, steps: []cfStep{
-			{body: "x", cs: csUncache, hits: 1},
-			{body: "x", cs: csBypass, hits: 2},
+			{body: "x", cs: csUncache("vary-star"), hits: 1},
+			{body: "x", cs: csBypass("vary-star"), hits: 2},
 		}},
 	)
 
@@ -292,16 +302,16 @@ func conformanceRows() []cfRow {
 			{body: "A", cs: cs304("stale", 0), upstream: []string{"If-None-Match", `"e1"`}, hits: 2},
 		}},
 		cfRow{sec: "RFC 9111 §5.3", name: "Expires in the past without a validator is not stored", origin: []cfOrigin{{hdr: []string{"Expires", "{t0-1h}"}, body: "A"}}, steps: []cfStep{
-			{body: "A", cs: csUncache, hits: 1},
-			{body: "A", cs: csBypass, hits: 2},
+			{body: "A", cs: csUncache("no-freshness"), hits: 1},
+			{body: "A", cs: csBypass("no-freshness"), hits: 2},
 		}},
 		cfRow{sec: "RFC 9111 §5.3", name: "max-age makes an invalid Expires irrelevant", origin: []cfOrigin{{hdr: []string{"Cache-Control", "max-age=60", "Expires", "0"}, body: "A"}}, steps: []cfStep{
 			{body: "A", cs: csMiss, hits: 1},
 			{body: "A", cs: csHit(60), hits: 1},
 		}},
 		cfRow{sec: "RFC 9111 §5.3", name: "two Expires lines are treated as stale", origin: []cfOrigin{{hdr: []string{"Expires", "{t0+1h}", "Expires", "{t0+2h}"}, body: "A"}}, steps: []cfStep{
-			{body: "A", cs: csUncache, hits: 1},
-			{body: "A", cs: csBypass, hits: 2},
+			{body: "A", cs: csUncache("no-freshness"), hits: 1},
+			{body: "A", cs: csBypass("no-freshness"), hits: 2},
 		}},
 	)
 
@@ -325,8 +335,8 @@ func conformanceRows() []cfRow {
 			{status: 302, body: "A", cs: csHit(3600), hdr: []string{"Location", "/x"}, hits: 1},
 		}},
 		cfRow{sec: "RFC 9111 §4.2.2", name: "public without freshness or Last-Modified is not stored (no default TTL)", origin: []cfOrigin{{hdr: []string{"Cache-Control", "public"}, body: "A"}}, steps: []cfStep{
-			{body: "A", cs: csUncache, hits: 1},
-			{body: "A", cs: csBypass, hits: 2},
+			{body: "A", cs: csUncache("no-freshness"), hits: 1},
+			{body: "A", cs: csBypass("no-freshness"), hits: 2},
 		}},
 		cfRow{sec: "RFC 9111 §4.2.2", name: "heuristic lifetime runs out and is revalidated with If-Modified-Since", origin: []cfOrigin{
 			{hdr: []string{"Last-Modified", "{t0-100s}"}, body: "A"},
@@ -464,7 +474,7 @@ func conformanceRows() []cfRow {
 		}},
 		cfRow{sec: "RFC 9111 §4.3.3", name: "a 5xx to a revalidation is passed on (policy: no stale-if-error)", origin: []cfOrigin{cf10, {status: 500, body: "E"}}, steps: []cfStep{
 			{body: "A", cs: csMiss, hits: 1},
-			{advance: 11 * time.Second, status: 500, body: "E", cs: "test-edge; fwd=stale; fwd-status=500", hits: 2},
+			{advance: 11 * time.Second, status: 500, body: "E", cs: `test-edge; fwd=stale; fwd-status=500; detail="status"`, hits: 2},
 		}},
 	)
 
@@ -663,12 +673,12 @@ func conformanceRows() []cfRow {
 			{body: "A", cs: csHit(60), hdr: []string{"X-Secret", ""}, hits: 1},
 		}},
 		cfRow{sec: "RFC 9111 §5.2.2.5", name: "no-store is not stored", origin: []cfOrigin{respCC("max-age=60, no-store", "A")}, steps: []cfStep{
-			{body: "A", cs: csUncache, hits: 1},
-			{body: "A", cs: csBypass, hits: 2},
+			{body: "A", cs: csUncache("no-store"), hits: 1},
+			{body: "A", cs: csBypass("no-store"), hits: 2},
 		}},
 		cfRow{sec: "RFC 9111 §5.2.2.7", name: "private is not stored", origin: []cfOrigin{respCC("private, max-age=60", "A")}, steps: []cfStep{
-			{body: "A", cs: csUncache, hits: 1},
-			{body: "A", cs: csBypass, hits: 2},
+			{body: "A", cs: csUncache("private"), hits: 1},
+			{body: "A", cs: csBypass("private"), hits: 2},
 		}},
 		cfRow{sec: "RFC 9111 §5.2.2.7", name: `private="field": stored without the field`, origin: []cfOrigin{{hdr: []string{"Cache-Control", `private="X-User", max-age=60`, "X-User", "alice"}, body: "A"}}, steps: []cfStep{
 			{body: "A", cs: csMiss, hdr: []string{"X-User", "alice"}, hits: 1},
@@ -725,7 +735,7 @@ func conformanceRows() []cfRow {
 		}},
 		cfRow{sec: "RFC 5861 §4", name: "past the window the error is passed", origin: []cfOrigin{sie, {status: 500, body: "E"}}, steps: []cfStep{
 			{body: "A", cs: csMiss, hits: 1},
-			{advance: 80 * time.Second, status: 500, body: "E", cs: "test-edge; fwd=stale; fwd-status=500", hits: 2},
+			{advance: 80 * time.Second, status: 500, body: "E", cs: `test-edge; fwd=stale; fwd-status=500; detail="status"`, hits: 2},
 		}},
 		cfRow{sec: "RFC 5861 §4", name: "stale-if-error does not apply to a 404", origin: []cfOrigin{sie, {status: 404, body: "gone"}}, steps: []cfStep{
 			{body: "A", cs: csMiss, hits: 1},
@@ -733,7 +743,7 @@ func conformanceRows() []cfRow {
 		}},
 		cfRow{sec: "RFC 5861 §4", name: "s-maxage forbids stale-if-error", origin: []cfOrigin{respCC("s-maxage=10, stale-if-error=60", "A"), {status: 500, body: "E"}}, steps: []cfStep{
 			{body: "A", cs: csMiss, hits: 1},
-			{advance: 15 * time.Second, status: 500, body: "E", cs: "test-edge; fwd=stale; fwd-status=500", hits: 2},
+			{advance: 15 * time.Second, status: 500, body: "E", cs: `test-edge; fwd=stale; fwd-status=500; detail="status"`, hits: 2},
 		}},
 	)
 
@@ -886,9 +896,9 @@ func conformanceRows() []cfRow {
 			{status: 404, body: "no", cs: csHit(60), hits: 1},
 		}},
 		cfRow{sec: "RFC 9211 §2.2", name: "fwd=bypass while a key is hit-for-miss, then miss again", origin: []cfOrigin{respCC("private", "A")}, steps: []cfStep{
-			{body: "A", cs: csUncache, hits: 1},
-			{advance: 5 * time.Second, body: "A", cs: csBypass, hits: 2},
-			{advance: 11 * time.Second, body: "A", cs: csUncache, hits: 3},
+			{body: "A", cs: csUncache("private"), hits: 1},
+			{advance: 5 * time.Second, body: "A", cs: csBypass("private"), hits: 2},
+			{advance: 11 * time.Second, body: "A", cs: csUncache("private"), hits: 3},
 		}},
 		cfRow{sec: "RFC 9211 §2.4", name: "ttl counts down with Age", origin: []cfOrigin{cf60}, steps: []cfStep{
 			{body: "A", cs: csMiss, hits: 1},

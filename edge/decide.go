@@ -29,6 +29,14 @@ type respInput struct {
 	authorized  bool // the request carried Authorization
 	reqTime     time.Time
 	respTime    time.Time
+	// site is the host entry and out the request sent upstream (its
+	// path, and its Cookie as the origin saw it), for the host's Privacy
+	// rules; nil applies the default policy without them.
+	site *Host
+	out  *http.Request
+	// revalidated says a 304 refreshed a stored response: the body was
+	// not made for this request, so its Cookie does not taint it.
+	revalidated bool
 }
 
 // decide applies RFC 9111 §3 (storing responses in a shared cache) and the
@@ -67,29 +75,26 @@ func (h *Handler) decide(in respInput, resp *http.Response) decision {
 	case cc.noStore && !(cc.mustUnderstand && understood(resp.StatusCode)):
 		// §5.2.2.5; must-understand lets a cache that knows the status
 		// code store despite no-store (§5.2.2.3).
-		d.reason, d.share = "no-store", false
+		d.reason, d.share = reasonNoStore, false
 	case cc.private:
-		d.reason, d.share = "private", false // §5.2.2.7
+		d.reason, d.share = reasonPrivate, false // §5.2.2.7
 	case in.authorized && !cc.public && !cc.mustRevalidate && cc.sMaxAge == unset:
-		d.reason, d.share = "authorization", false // §3.5
+		d.reason, d.share = reasonAuthorization, false // §3.5
 	case star:
-		d.reason, d.share = "vary-star", false // §4.1: can never match
-	case len(hdr["Set-Cookie"]) > 0 && h.cfg.PassSetCookie && !hidden(cc, "set-cookie"):
-		// Operator policy: a response setting cookies is someone's own.
-		d.reason, d.share = "set-cookie", false
+		d.reason, d.share = reasonVaryStar, false // §4.1: can never match
 	case resp.StatusCode < 200 || resp.StatusCode == http.StatusNotModified ||
 		resp.StatusCode == http.StatusPartialContent || resp.StatusCode > 999 ||
 		(cc.mustUnderstand && !understood(resp.StatusCode)):
 		// §3: a final status code; §5.2.2.3: with must-understand, one the
 		// cache understands. Fills never ask for ranges, so a 206 is not
 		// stored.
-		d.reason, d.share = "status", false
+		d.reason, d.share = reasonStatus, false
 	case !explicit && !heuristic && !cc.public && !heuristicallyCacheable(resp.StatusCode):
-		d.reason = "status" // §3: no explicit freshness, not cacheable by default
+		d.reason = reasonStatus // §3: no explicit freshness, not cacheable by default
 	case life <= 0 && !hasETag && !hasLM:
 		// Stale at once and nothing to revalidate with: storing it
 		// would only waste space. Outpost has no default TTL.
-		d.reason = "no-freshness"
+		d.reason = reasonNoFreshness
 	default:
 		d.store = true
 	}
@@ -98,13 +103,20 @@ func (h *Handler) decide(in respInput, resp *http.Response) decision {
 		// anything else not stored is fetched by each client itself.
 		d.share = false
 	}
-	if hidden := append(cc.privateFields, cc.noCacheFields...); len(hidden) > 0 {
+	_, setCookie := hdr["Set-Cookie"]
+	privacy(&d, privacyInput{
+		site: in.site, req: in.out, status: resp.StatusCode, hdr: hdr,
+		explicit: explicit, hidden: hidden(cc, "set-cookie"), revalidated: in.revalidated,
+	})
+	if hidden := append(cc.privateFields, cc.noCacheFields...); len(hidden) > 0 || setCookie {
 		// §5.2.2.7, §5.2.2.4: the named fields are not stored or reused;
-		// the rest of the response is.
+		// the rest of the response is. Set-Cookie never is: only the
+		// request that fetched the response receives it (privacy.go).
 		d.leaderHeader = hdr.Clone()
 		for _, f := range hidden {
 			hdr.Del(f)
 		}
+		delete(hdr, "Set-Cookie")
 	}
 
 	var flags uint32

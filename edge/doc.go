@@ -52,7 +52,13 @@
 // a Structured Field by sfdict.go); validation, revalidate.go (§4.3);
 // variants, vary.go (§4.1); what is forwarded in each direction, headers.go
 // (RFC 9110 §7.6); ranges and slicing, ranges.go and slice*.go; whether
-// "stored" is said, fillBody.
+// "stored" is said, fillBody. Privacy, on top of the RFC (DESIGN "Privacy
+// and request hygiene"): what a host's policy takes away from storing and
+// sharing (Set-Cookie, Cookie without explicit freshness), privacy.go, called
+// by decide; the deception armour, deception.go; paths refused because an
+// origin would read them as another resource, key.go; the forwarding and
+// override headers and names with "_" sent upstream, forwarded.go; refusing
+// an upstream 101, hosts.go.
 //
 // The package imports storage only; origins and purges come in through
 // interfaces (http.RoundTripper, Bans).

@@ -181,7 +181,7 @@ func (h *Handler) runFill(fl *fill) {
 	}
 
 	d := h.decide(respInput{
-		key: f.key, urlKey: fl.urlKey, authorized: fl.authorized,
+		key: f.key, urlKey: fl.urlKey, authorized: fl.authorized, site: fl.site, out: fl.out,
 		reqTime: ex.reqTime, respTime: ex.respTime,
 	}, ex.resp)
 	if len(d.meta.Vary) > 0 {
@@ -197,7 +197,7 @@ func (h *Handler) runFill(fl *fill) {
 		meta:         &d.meta,
 		leaderHeader: d.leaderHeader,
 		upstream:     d.upstream,
-		status:       cacheStatus{fwd: fl.fwd, fwdStatus: ex.resp.StatusCode},
+		status:       cacheStatus{fwd: fl.fwd, fwdStatus: ex.resp.StatusCode, detail: d.reason},
 		vary:         d.meta.Vary,
 		varyID:       variantID(d.meta.Vary, fl.leaderVary),
 	}

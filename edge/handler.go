@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -62,11 +63,11 @@ type Config struct {
 	// CDN policy; RFC 9111 §5.2.1 lets a cache be configured so). Off by
 	// default.
 	IgnoreClientNoCache bool
-	// PassSetCookie keeps responses that set cookies out of the cache,
-	// passing each to its own client (what nginx and Varnish do by
-	// default). Off by default: as RFC 9111 allows, such a response is
-	// stored unless it says private or no-cache="Set-Cookie".
-	PassSetCookie bool
+	// TrustedProxies are the peers (balancers in front, or the edges in
+	// front of a shield) whose X-Forwarded-For, X-Forwarded-Proto,
+	// X-Forwarded-Host and Forwarded fields are kept and appended to; from
+	// any other peer they are replaced (forwarded.go). Nil trusts none.
+	TrustedProxies []netip.Prefix
 	// HitForMissTTL is how long a key whose response could not be shared
 	// is fetched without coalescing. Zero means 10s.
 	HitForMissTTL time.Duration
@@ -565,7 +566,9 @@ wait:
 		defer pr.cancel()
 		defer pr.resp.Body.Close()
 		pcs := pr.status
-		pcs.detail = "uncacheable"
+		if pcs.detail == "" {
+			pcs.detail = "uncacheable" // else why it was not stored
+		}
 		h.relay(w, r, pr.resp, pr.upstream, &pcs)
 	case outObject:
 		defer f.release()

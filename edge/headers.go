@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -57,21 +56,6 @@ func isCDNHeader(k string) bool {
 		}
 	}
 	return false
-}
-
-// appendForwardedFor adds the client's address to X-Forwarded-For.
-func appendForwardedFor(h http.Header, remoteAddr string) {
-	ip, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		ip = remoteAddr
-	}
-	if ip == "" {
-		return
-	}
-	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-		ip = strings.Join(prior, ", ") + ", " + ip
-	}
-	h["X-Forwarded-For"] = []string{ip}
 }
 
 // appendField adds a list element to a field, keeping prior values as one

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -19,6 +20,9 @@ type Host struct {
 	Transport http.RoundTripper
 	// Key tunes the cache key for this host.
 	Key KeyConfig
+	// Privacy keeps what the origin meant for one user from the others.
+	// The zero value is the private-by-default policy (privacy.go).
+	Privacy Privacy
 }
 
 // router finds the Host entry for a request's host name.
@@ -39,6 +43,15 @@ func newRouter(hosts []Host) (*router, error) {
 		h := &hosts[i]
 		if h.Transport == nil {
 			return nil, fmt.Errorf("edge: hosts[%d]: no transport", i)
+		}
+		h.Transport = noSwitch{h.Transport}
+		kept, ok := validateKeepHeaders(h.Privacy.KeepHeaders)
+		if !ok {
+			return nil, fmt.Errorf("edge: hosts[%d]: Privacy.KeepHeaders %q: only these may be kept: %s", i, h.Privacy.KeepHeaders, strings.Join(overrideHeaders[:], ", "))
+		}
+		h.Privacy.KeepHeaders = kept
+		if h.Privacy.SetCookie != SetCookiePass && h.Privacy.SetCookie != SetCookieStrip {
+			return nil, fmt.Errorf("edge: hosts[%d]: Privacy.SetCookie %d is not a policy", i, h.Privacy.SetCookie)
 		}
 		if len(h.Names) == 0 {
 			if r.fallback != nil {
@@ -85,4 +98,23 @@ func (r *router) route(name string) *Host {
 		}
 	}
 	return r.fallback
+}
+
+// errSwitched is the error a host's transport returns for a 101 (Switching
+// Protocols) response.
+var errSwitched = errors.New("upstream switched protocols")
+
+// noSwitch refuses a 101 response from upstream. The edge forwards no
+// Upgrade (a hop-by-hop field, RFC 9110 §7.8), so it never asks for a
+// switch; a 101 anyway would leave the client a connection that is HTTP on
+// one side and raw bytes on the other. The client gets a 502 instead.
+type noSwitch struct{ rt http.RoundTripper }
+
+func (n noSwitch) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := n.rt.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s %s: %w", r.Method, r.URL.Redacted(), errSwitched)
+	}
+	return resp, err
 }

@@ -112,7 +112,7 @@ func normalizeHost(scheme, host string) (string, error) {
 		host = host[:len(host)-4]
 	}
 	host = strings.TrimSuffix(host, ":")
-	if host == "" || host[0] == ':' {
+	if host == "" || host[0] == ':' || host[len(host)-1] == ':' {
 		return "", errBadTarget
 	}
 	return host, nil
@@ -145,7 +145,52 @@ func normalizePath(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return removeDotSegments(q), nil
+	q = removeDotSegments(q)
+	if hiddenDotSegment(q) {
+		return "", errBadTarget
+	}
+	return q, nil
+}
+
+// hiddenDotSegment reports whether a normalised path holds a dot segment
+// that RFC 3986 does not see but origins do: ".." or "." next to an encoded
+// slash or backslash (/static/..%2Faccount, which an origin that decodes
+// %2F reads as /account) or before a ";" parameter (/..;/, which servlet
+// containers resolve as /../). The cache would key such a path as one
+// resource and the origin serve another, so it is refused (400) rather
+// than forwarded.
+func hiddenDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if !strings.Contains(seg, ".") {
+			continue
+		}
+		for seg != "" {
+			piece := seg
+			if i := indexAny(seg, "%2F", "%5C"); i >= 0 {
+				piece, seg = seg[:i], seg[i+3:]
+			} else {
+				seg = ""
+			}
+			if i := indexAny(piece, ";", "%3B"); i >= 0 {
+				piece = piece[:i]
+			}
+			if piece == "." || piece == ".." {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// indexAny returns the first index in s of any of subs, or -1.
+func indexAny(s string, subs ...string) int {
+	first := -1
+	for _, sub := range subs {
+		if i := strings.Index(s, sub); i >= 0 && (first < 0 || i < first) {
+			first = i
+		}
+	}
+	return first
 }
 
 // unreserved reports the characters RFC 3986 §2.3 says need no encoding.
@@ -191,6 +236,11 @@ func normalizePercent(p string) (string, error) {
 			return "", errBadTarget
 		}
 		c := unhex(p[i+1])<<4 | unhex(p[i+2])
+		if c == 0 {
+			// An encoded NUL ends the path early in origins written in C
+			// (/account%00.css read as /account): refused, never keyed.
+			return "", errBadTarget
+		}
 		if unreserved(c) {
 			b.WriteByte(c)
 		} else {

@@ -32,6 +32,29 @@ var canonicalTests = []struct {
 	{"http", "", "/", "", nil, "", true},
 	{"http", "exa mple.com", "/", "", nil, "", true},
 	{"http", "example.com", "relative", "", nil, "", true},
+	// The path-confusion forms of web cache deception (issue 17): each is
+	// keyed as the form the origin is sent, or refused.
+	{"http", "example.com", "/account/x.css", "", nil, "http://example.com/account/x.css", false},
+	{"http", "example.com", "/account.css", "", nil, "http://example.com/account.css", false},
+	{"http", "example.com", "/account;x.css", "", nil, "http://example.com/account;x.css", false},
+	{"http", "example.com", "/account%2fx.css", "", nil, "http://example.com/account%2Fx.css", false},
+	{"http", "example.com", "/account%3bx.css", "", nil, "http://example.com/account%3Bx.css", false},
+	{"http", "example.com", "/account%23x.css", "", nil, "http://example.com/account%23x.css", false},
+	{"http", "example.com", "/account%3fx.css", "", nil, "http://example.com/account%3Fx.css", false},
+	{"http", "example.com", "/ACCOUNT/x.css", "", nil, "http://example.com/ACCOUNT/x.css", false}, // paths are case-sensitive (RFC 3986 §6.2.2.1)
+	{"http", "example.com", "/account/%2e%2e/x.css", "", nil, "http://example.com/x.css", false},  // an encoded dot segment is one
+	{"http", "example.com", "/account/..%2fx.css", "", nil, "", true},                             // a dot segment only after decoding %2F
+	{"http", "example.com", "/static/..%2faccount", "", nil, "", true},
+	{"http", "example.com", "/static/%2e%2e%2faccount", "", nil, "", true},
+	{"http", "example.com", "/static%2f..%2faccount", "", nil, "", true},
+	{"http", "example.com", "/static/..%5caccount", "", nil, "", true}, // backslash, as Windows origins read it
+	{"http", "example.com", `/static\..ccount`, "", nil, "", true},
+	{"http", "example.com", "/static/..;/account", "", nil, "", true}, // servlet containers resolve ..;
+	{"http", "example.com", "/static/..%3bx/account", "", nil, "", true},
+	{"http", "example.com", "/static/.;x/account", "", nil, "", true},
+	{"http", "example.com", "/x.css;..", "", nil, "http://example.com/x.css;..", false}, // a parameter, not a segment
+	{"http", "example.com", "/a..b/...", "", nil, "http://example.com/a..b/...", false},
+	{"http", "example.com", "/account%00.css", "", nil, "", true}, // NUL ends the path in C origins
 }
 
 func TestCanonicalize(t *testing.T) {

@@ -15,6 +15,7 @@ type metrics struct {
 	fills, fillErrors              prometheus.Counter
 	// writes counts what became of the bodies the edge tried to store.
 	written, notAdmitted, tooLarge, purged, writeErrors prometheus.Counter
+	notStoredBy                                         map[string]prometheus.Counter // by reason (privacy.go); read-only
 }
 
 func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prometheus.Collector) *metrics {
@@ -42,8 +43,12 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prom
 		Name: "outpost_cache_writes_total",
 		Help: "Responses the edge tried to store, by result: stored, not_admitted (the memory tier's admission policy kept what it had), too_large, purged (a purge arrived during the fill), error.",
 	}, []string{"result"})
+	notStored := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outpost_not_stored_total",
+		Help: "Responses fetched from upstream for a client and not stored, by reason (the Cache-Status detail: no-store, private, authorization, vary-star, status, no-freshness, set-cookie, cookie, type-mismatch).",
+	}, []string{"reason"})
 	if reg != nil {
-		reg.MustRegister(append([]prometheus.Collector{requests, origin, fills, fillErrors, flights, writes}, more...)...)
+		reg.MustRegister(append([]prometheus.Collector{requests, origin, fills, fillErrors, flights, writes, notStored}, more...)...)
 	}
 	m := &metrics{
 		hit:        requests.WithLabelValues("hit"),
@@ -59,6 +64,10 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prom
 		tooLarge:    writes.WithLabelValues("too_large"),
 		purged:      writes.WithLabelValues("purged"),
 		writeErrors: writes.WithLabelValues("error"),
+		notStoredBy: make(map[string]prometheus.Counter, len(notStoredReasons)),
+	}
+	for _, r := range notStoredReasons {
+		m.notStoredBy[r] = notStored.WithLabelValues(r)
 	}
 	for i, class := range [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
 		m.origin[i] = origin.WithLabelValues(class)
@@ -74,8 +83,15 @@ func (m *metrics) originStatus(code int) {
 	m.origin[class].Inc()
 }
 
-// served counts a response by its Cache-Status entry.
+// served counts a response by its Cache-Status entry, and an upstream
+// response not stored by the reason its detail gives (counted once: not
+// again for the requests that joined its fetch).
 func (m *metrics) served(cs *cacheStatus) {
+	if cs.fwd != "" && !cs.stored && !cs.collapsed && cs.detail != "" {
+		if c, ok := m.notStoredBy[cs.detail]; ok {
+			c.Inc()
+		}
+	}
 	switch {
 	case cs.hit && cs.hasTTL && cs.ttl < 0:
 		m.stale.Inc()

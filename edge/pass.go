@@ -201,7 +201,7 @@ func (h *Handler) upstreamRequest(r *http.Request, c *canonical, cache bool) *ht
 			hdr["Accept-Encoding"] = []string{cd.String()}
 		}
 	}
-	appendForwardedFor(hdr, r.RemoteAddr)
+	h.sanitizeUpstream(hdr, r, c)
 	appendField(hdr, "Via", viaValue(r)+" "+h.cfg.Name)
 	appendField(hdr, "Cdn-Loop", h.loopID)
 	if _, ok := hdr["User-Agent"]; !ok {

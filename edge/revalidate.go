@@ -21,8 +21,8 @@ func (h *Handler) refreshed(fl *fill, ex exchange) {
 		whole.ContentLength = ix.size
 	}
 	d := h.decide(respInput{
-		key: old.Key, urlKey: old.URL, authorized: fl.authorized,
-		reqTime: ex.reqTime, respTime: ex.respTime,
+		key: old.Key, urlKey: old.URL, authorized: fl.authorized, site: fl.site, out: fl.out,
+		reqTime: ex.reqTime, respTime: ex.respTime, revalidated: true,
 	}, whole)
 	m.Header = d.meta.Header
 	m.RequestTime, m.ResponseTime = ex.reqTime, ex.respTime

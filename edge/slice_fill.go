@@ -149,7 +149,7 @@ func (h *Handler) newSliceIndex(fl *fill, hdr http.Header, size, sliceSize int64
 	delete(whole, "Content-Range")
 	whole["Content-Length"] = []string{strconv.FormatInt(size, 10)}
 	d := h.decide(respInput{
-		key: fl.urlKey, urlKey: fl.urlKey, authorized: fl.authorized,
+		key: fl.urlKey, urlKey: fl.urlKey, authorized: fl.authorized, site: fl.site, out: fl.out,
 		reqTime: ex.reqTime, respTime: ex.respTime,
 	}, &http.Response{StatusCode: http.StatusOK, Header: whole, ContentLength: size})
 	d.meta.Flags |= flagSliceIndex

@@ -46,6 +46,9 @@ type fileConfig struct {
 	PurgeBus     purgeBus     `yaml:"purge_bus"`
 	// TLS serves the public listener over TLS (with HTTP/2).
 	TLS listenerTLS `yaml:"tls"`
+	// TrustedProxies are CIDRs (or addresses) of the peers whose
+	// forwarding headers are kept (DESIGN "Privacy and request hygiene").
+	TrustedProxies []at[string] `yaml:"trusted_proxies"`
 	// Compression configures compression on the fly: "off", or options.
 	Compression compressionConfig `yaml:"compression"`
 }
@@ -117,6 +120,25 @@ type hostConfig struct {
 	Headers    headersConfig  `yaml:"request_headers"`
 	TLS        tlsConfig      `yaml:"tls"`
 	Timeouts   timeoutsConfig `yaml:"timeouts"`
+	Privacy    privacyConfig  `yaml:"privacy"`
+}
+
+// privacyConfig is a host's privacy policy (an extension of the DESIGN file
+// format; edge.Privacy). Unknown fields are errors.
+type privacyConfig struct {
+	Line int
+	// SetCookie is pass (not stored, the default) or strip (stored
+	// without Set-Cookie); unset takes cache.set_cookie.
+	SetCookie       at[string]   `yaml:"set_cookie"`
+	CookieHeuristic at[bool]     `yaml:"cookie_heuristic"`
+	DeceptionArmor  at[bool]     `yaml:"deception_armor"` // unset means true
+	KeepHeaders     []at[string] `yaml:"keep_headers"`
+}
+
+func (p *privacyConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain privacyConfig
+	p.Line = n.Line
+	return strictDecode(n, (*plain)(p))
 }
 
 // timeoutsConfig bounds the phases of an exchange with an origin (an
@@ -190,10 +212,14 @@ type cacheConfig struct {
 	StaleWhileRevalidate at[string] `yaml:"stale_while_revalidate"`
 	StaleIfError         at[string] `yaml:"stale_if_error"`
 	IgnoreClientNoCache  at[bool]   `yaml:"ignore_client_no_cache"`
-	PassSetCookie        at[bool]   `yaml:"pass_set_cookie"`
-	HeuristicMax         at[string] `yaml:"heuristic_max"`
-	NegativeTTL          at[string] `yaml:"negative_ttl"`
-	StaleIfUnreachable   at[string] `yaml:"stale_if_unreachable"`
+	// SetCookie is the default of hosts[].privacy.set_cookie.
+	SetCookie at[string] `yaml:"set_cookie"`
+	// PassSetCookie is the key set_cookie replaced, still accepted: true
+	// is set_cookie: pass, false is set_cookie: strip.
+	PassSetCookie      at[bool]   `yaml:"pass_set_cookie"`
+	HeuristicMax       at[string] `yaml:"heuristic_max"`
+	NegativeTTL        at[string] `yaml:"negative_ttl"`
+	StaleIfUnreachable at[string] `yaml:"stale_if_unreachable"`
 }
 
 type logConfig struct {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -128,8 +129,8 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		SliceSize:            s.sliceSize,
 		SliceThreshold:       s.sliceThresh,
 		IgnoreClientNoCache:  s.cache.ignoreClientNoCache,
-		PassSetCookie:        s.cache.passSetCookie,
 		Compression:          s.compression,
+		TrustedProxies:       s.trustedProxies,
 	})
 	if err != nil {
 		return nil, err
@@ -225,6 +226,7 @@ func (n *node) buildHosts() ([]edge.Host, error) {
 			Names:     hs.names,
 			Transport: rt,
 			Key:       edge.KeyConfig{SortQuery: hs.sortQuery, IgnoreQuery: hs.ignoreQuery},
+			Privacy:   n.hostPrivacy(&hs),
 		})
 	}
 	if len(n.s.origins) > 0 {
@@ -232,9 +234,35 @@ func (n *node) buildHosts() ([]edge.Host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--origin: %w", err)
 		}
-		hosts = append(hosts, edge.Host{Transport: rt})
+		hosts = append(hosts, edge.Host{Transport: rt, Privacy: n.hostPrivacy(&hostSettings{})})
 	}
 	return hosts, nil
+}
+
+// hostPrivacy is a host entry's privacy policy: its privacy block, the
+// node's cache.set_cookie where the block sets none, and Cookie stripped
+// by the edge itself when request_headers.remove names it, so that no tier
+// (a shield included) sees it and responses to such requests are judged
+// like any other.
+func (n *node) hostPrivacy(hs *hostSettings) edge.Privacy {
+	p := edge.Privacy{
+		HeuristicWithCookie: hs.privacy.cookieHeuristic,
+		StoreTypeMismatch:   hs.privacy.storeTypeMismatch,
+		KeepHeaders:         hs.privacy.keepHeaders,
+	}
+	sc := hs.privacy.setCookie
+	if sc == "" {
+		sc = n.s.cache.setCookie
+	}
+	if sc == "strip" {
+		p.SetCookie = edge.SetCookieStrip
+	}
+	for _, h := range hs.delHeaders {
+		if strings.EqualFold(strings.TrimSpace(h), "Cookie") {
+			p.StripCookie = true
+		}
+	}
+	return p
 }
 
 // poolConfig maps a host entry of the configuration to an origin pool.

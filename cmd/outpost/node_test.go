@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,11 +85,19 @@ func newCountingOrigin(t *testing.T, fn http.HandlerFunc) *countingOrigin {
 		o.counts[r.URL.Path]++
 		o.mu.Unlock()
 		o.total.Add(1)
+		if ct := staticTypes[path.Ext(r.URL.Path)]; ct != "" {
+			// As a file server would (fn may set another): a static
+			// path served as text/plain is not stored (edge/deception.go).
+			w.Header().Set("Content-Type", ct)
+		}
 		fn(w, r)
 	}))
 	t.Cleanup(o.Close)
 	return o
 }
+
+// staticTypes are the Content-Types of the static paths the tests fetch.
+var staticTypes = map[string]string{".css": "text/css", ".js": "text/javascript", ".png": "image/png", ".mp4": "video/mp4"}
 
 func (o *countingOrigin) count(path string) int {
 	o.mu.Lock()

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +46,9 @@ type settings struct {
 	hosts        []hostSettings
 	cache        cachePolicy
 	compression  edge.CompressionConfig
+	// trustedProxies are the peers whose forwarding headers are kept
+	// (trusted_proxies).
+	trustedProxies []netip.Prefix
 }
 
 type hostSettings struct {
@@ -61,6 +67,15 @@ type hostSettings struct {
 	serverName  string
 	insecure    bool
 	timeouts    timeoutSettings
+	privacy     privacySettings
+}
+
+// privacySettings is a host's privacy block, resolved.
+type privacySettings struct {
+	setCookie         string // pass | strip | "" (cache.set_cookie)
+	cookieHeuristic   bool
+	storeTypeMismatch bool // deception_armor: false
+	keepHeaders       []string
 }
 
 type timeoutSettings struct {
@@ -80,7 +95,7 @@ type cachePolicy struct {
 	negativeTTL         time.Duration
 	staleUnreachable    time.Duration // -1: off
 	ignoreClientNoCache bool
-	passSetCookie       bool
+	setCookie           string // pass (default) | strip: hosts without their own
 }
 
 // listFlag is a repeatable string flag.
@@ -205,6 +220,9 @@ func (f *serveFlags) resolve() (*settings, error) {
 		return nil, err
 	}
 	if s.cache, err = resolveCache(&fc.Cache); err != nil {
+		return nil, err
+	}
+	if s.trustedProxies, err = resolveTrustedProxies(fc.TrustedProxies); err != nil {
 		return nil, err
 	}
 	if s.compression, err = resolveCompression(&fc.Compression); err != nil {
@@ -343,8 +361,72 @@ func resolveCache(c *cacheConfig) (cachePolicy, error) {
 		return p, err
 	}
 	p.ignoreClientNoCache = c.IgnoreClientNoCache.V
-	p.passSetCookie = c.PassSetCookie.V
+	p.setCookie = "pass"
+	switch {
+	case c.SetCookie.V != "" && c.PassSetCookie.Line > 0:
+		return p, badField("cache.pass_set_cookie", c.PassSetCookie.Line, "replaced by cache.set_cookie, which is also set: keep one")
+	case c.SetCookie.V != "":
+		if p.setCookie, err = setCookieField("cache.set_cookie", c.SetCookie); err != nil {
+			return p, err
+		}
+	case c.PassSetCookie.Line > 0 && !c.PassSetCookie.V:
+		// The old key's false meant "store responses that set cookies";
+		// the nearest behaviour that never hands a cookie to another
+		// client is to store them without it.
+		p.setCookie = "strip"
+	}
 	return p, nil
+}
+
+// setCookieField validates a set_cookie value.
+func setCookieField(field string, v at[string]) (string, error) {
+	switch v.V {
+	case "pass", "strip":
+		return v.V, nil
+	}
+	return "", badField(field, v.Line, "want pass or strip, not %q", v.V)
+}
+
+// resolvePrivacy validates a host's privacy block.
+func resolvePrivacy(field string, c *privacyConfig) (privacySettings, error) {
+	var ps privacySettings
+	if c.SetCookie.V != "" {
+		var err error
+		if ps.setCookie, err = setCookieField(field+".set_cookie", c.SetCookie); err != nil {
+			return ps, err
+		}
+	}
+	ps.cookieHeuristic = c.CookieHeuristic.V
+	ps.storeTypeMismatch = c.DeceptionArmor.Line > 0 && !c.DeceptionArmor.V
+	for j, k := range c.KeepHeaders {
+		name := http.CanonicalHeaderKey(strings.TrimSpace(k.V))
+		if !slices.Contains(edge.OverrideHeaders(), name) {
+			return ps, badField(fmt.Sprintf("%s.keep_headers[%d]", field, j), k.Line,
+				"%q is not an override header (one of %s)", k.V, strings.Join(edge.OverrideHeaders(), ", "))
+		}
+		ps.keepHeaders = append(ps.keepHeaders, name)
+	}
+	return ps, nil
+}
+
+// resolveTrustedProxies parses trusted_proxies: CIDRs, or addresses
+// meaning a prefix of their own length.
+func resolveTrustedProxies(list []at[string]) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, v := range list {
+		s := strings.TrimSpace(v.V)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, badField(fmt.Sprintf("trusted_proxies[%d]", i), v.Line, "bad CIDR or address %q (want e.g. 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32)", v.V)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 func resolveHost(i int, h *hostConfig) (hostSettings, error) {
@@ -413,6 +495,9 @@ func resolveHost(i int, h *hostConfig) (hostSettings, error) {
 		if *d.dst, err = durationField(field(d.name), d.v, 0); err != nil {
 			return hs, err
 		}
+	}
+	if hs.privacy, err = resolvePrivacy(field("privacy"), &h.Privacy); err != nil {
+		return hs, err
 	}
 	hs.addHeaders, hs.delHeaders = h.Headers.Add, h.Headers.Remove
 	hs.caFile, hs.serverName, hs.insecure = h.TLS.CAFile.V, h.TLS.ServerName.V, h.TLS.InsecureSkipVerify.V
