@@ -349,3 +349,23 @@ func TestNoStoredResponseWhileReplaying(t *testing.T) {
 	assert.Equal(t, "v2", body, "what it fetched while replaying was kept")
 	assert.Contains(t, resp.Header.Get("Cache-Status"), "; hit")
 }
+
+// TestSoftPurgeRevalidationAsksForACopyNoOlder: the background refresh of
+// a soft-purged copy served under stale-while-revalidate asks the tier
+// above for a copy no older than the purge, as a refetch does.
+func TestSoftPurgeRevalidationAsksForACopyNoOlder(t *testing.T) {
+	var ix *purge.Index
+	e := newEnv(t, static("x", "Cache-Control", "max-age=600, stale-while-revalidate=600", "Etag", `"e"`), withBans(t, &ix))
+	e.get(t, "/swr")
+	e.clock.Advance(time.Second)
+	rec, err := ix.Purge(context.Background(), purge.Request{URLs: []string{e.edge.URL + "/swr"}, Soft: true})
+	require.NoError(t, err)
+	e.clock.Advance(time.Second)
+	resp, _ := e.get(t, "/swr")
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "stale-while-revalidate")
+	e.quiesce(t)
+	r, _ := e.origin.lastRequest(t)
+	assert.Equal(t, nanos(rec.Time), r.Header.Get("Outpost-Purged-At"))
+	assert.Equal(t, `"e"`, r.Header.Get("If-None-Match"))
+	assert.Equal(t, int64(2), e.origin.hits.Load())
+}

@@ -142,7 +142,7 @@ func (p *busProxy) close() {
 }
 
 // busFile writes a config file that puts a node on the purge bus at url.
-func busFile(t *testing.T, url string) string {
+func busFile(t testing.TB, url string) string {
 	t.Helper()
 	return writeFile(t, "bus.yaml", fmt.Sprintf("purge_bus: { nats: %q, stream: OUTPOST_TEST }\n", url))
 }

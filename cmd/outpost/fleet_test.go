@@ -25,7 +25,7 @@ func startNATS(t *testing.T) (busConfig string, stop func()) {
 
 // runNATS runs an embedded NATS server with JetStream on loopback and
 // returns its address.
-func runNATS(t *testing.T) (addr string, stop func()) {
+func runNATS(t testing.TB) (addr string, stop func()) {
 	t.Helper()
 	srv, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,

@@ -27,7 +27,7 @@ type testNode struct {
 	done   chan error
 }
 
-func startNode(t *testing.T, args ...string) *testNode {
+func startNode(t testing.TB, args ...string) *testNode {
 	t.Helper()
 	tn := launchNode(t, args...)
 	tn.waitReady(t)
@@ -35,7 +35,7 @@ func startNode(t *testing.T, args ...string) *testNode {
 }
 
 // launchNode starts a node without waiting for it to be ready.
-func launchNode(t *testing.T, args ...string) *testNode {
+func launchNode(t testing.TB, args ...string) *testNode {
 	t.Helper()
 	f := newServeFlags("outpost serve", io.Discard)
 	require.NoError(t, f.fs.Parse(append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--drain-timeout", "5s"}, args...)))
@@ -51,7 +51,7 @@ func launchNode(t *testing.T, args ...string) *testNode {
 }
 
 // waitReady waits for the node's /readyz to answer 200.
-func (tn *testNode) waitReady(t *testing.T) {
+func (tn *testNode) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -67,7 +67,7 @@ func (tn *testNode) waitReady(t *testing.T) {
 }
 
 // stop stops the node (once) and returns what run returned.
-func (tn *testNode) stop(t *testing.T) error {
+func (tn *testNode) stop(t testing.TB) error {
 	t.Helper()
 	tn.cancel()
 	select {

@@ -70,7 +70,7 @@ func (vo *versionedOrigin) count(site, path string) int {
 
 // adminPurge issues a purge through a node's admin API and returns its ID
 // once the API has answered: the purge is then durable in the stream.
-func adminPurge(t *testing.T, tn *testNode, reqBody string) string {
+func adminPurge(t testing.TB, tn *testNode, reqBody string) string {
 	t.Helper()
 	resp, err := http.Post(tn.admin+"/purge", "application/json", strings.NewReader(reqBody))
 	require.NoError(t, err)
