@@ -39,6 +39,7 @@ func newVersionedOrigin(t *testing.T) *versionedOrigin {
 		vo.mu.Unlock()
 		etag := fmt.Sprintf(`"%d"`, v)
 		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Type", contentType(r.URL.Path))
 		w.Header().Set("Etag", etag)
 		w.Header().Set("Surrogate-Key", strings.Split(r.URL.Path, "/")[1])
 		if r.Header.Get("If-None-Match") == etag {
@@ -51,7 +52,27 @@ func newVersionedOrigin(t *testing.T) *versionedOrigin {
 	return vo
 }
 
-func body(path string, v int) string { return fmt.Sprintf("%s v%d", path, v) }
+// body is the body of version v of path: for a script or a style sheet,
+// long enough to be compressed on the fly, so purges meet encoded variants
+// too (Go's client asks for gzip).
+func body(path string, v int) string {
+	b := fmt.Sprintf("%s v%d", path, v)
+	if strings.HasSuffix(path, ".js") || strings.HasSuffix(path, ".css") {
+		b += "\n" + strings.Repeat("/* padding */\n", 100)
+	}
+	return b
+}
+
+// contentType is what the origin says path is.
+func contentType(path string) string {
+	switch {
+	case strings.HasSuffix(path, ".js"):
+		return "text/javascript"
+	case strings.HasSuffix(path, ".css"):
+		return "text/css"
+	}
+	return "image/png"
+}
 
 // bump makes a new version of an object, as a deploy does, and returns it.
 func (vo *versionedOrigin) bump(site, path string) int {
