@@ -146,12 +146,12 @@ func childPurgedAt(r *http.Request) time.Time {
 // fetches again; Check has noted the purge for the URL (a tag purge too),
 // so the refetch asks upstream for a copy no older. A copy served stale
 // because upstream failed, where a soft purge allows it (stale-if-error),
-// is used. Only a request's first attempt fetches again: the second asks
-// with everything this node knows, so an upstream that keeps handing on an
-// older copy (a cache that is not Outpost and ignores max-age) costs each
-// request one more fetch, never a loop; that copy is used, and not stored.
+// is used. A request looks again at most maxAttempts times (the last on its
+// own), so an upstream that keeps handing on an older copy (a cache that is
+// not Outpost and ignores max-age) costs each request at most two more
+// fetches, never a loop; that copy is then used, and not stored.
 func (h *Handler) flightPurged(res *flightResult, attempt int) bool {
-	if h.cfg.Bans == nil || attempt > 0 || res.meta == nil {
+	if h.cfg.Bans == nil || attempt >= maxAttempts || res.meta == nil {
 		return false
 	}
 	if res.kind != outStream && res.kind != outObject {

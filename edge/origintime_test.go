@@ -129,14 +129,14 @@ func TestOriginTimeOfAForeignCache(t *testing.T) {
 		{name: "origin: request after the purge", giveBan: -time.Millisecond, wantHits: 1},
 		{name: "origin: request at the purge", giveBan: 0, wantHits: 1},
 		{name: "origin: request before the purge", giveBan: time.Millisecond, wantHits: 2},
-		// The refetch is as old (same Age): fetched once more, with the
-		// purge's time, then used but not stored.
-		{name: "Age 30, purge 20s before", giveHeader: []string{"Age", "30"}, giveBan: -20 * time.Second, wantHits: 3},
+		// The refetch is as old (same Age): fetched twice more, with the
+		// purge's time, coalesced then alone, then used but not stored.
+		{name: "Age 30, purge 20s before", giveHeader: []string{"Age", "30"}, giveBan: -20 * time.Second, wantHits: 4},
 		{name: "Age 30, purge 32s before", giveHeader: []string{"Age", "30"}, giveBan: -32 * time.Second, wantHits: 1},
 		{name: "Age 0, purge half a second before", giveHeader: []string{"Age", "0"}, giveBan: -time.Second / 2, wantHits: 2},
 		{name: "a parent's time wins over Age", giveHeader: []string{"Age", "30", "Outpost-Origin-Time", "-5s"}, giveBan: -10 * time.Second, wantHits: 1},
 		{name: "a parent's time in the future is the request's", giveHeader: []string{"Outpost-Origin-Time", "+1h"}, giveBan: time.Millisecond, wantHits: 2},
-		{name: "a malformed time is ignored", giveHeader: []string{"Age", "30", "Outpost-Origin-Time", "soon"}, giveBan: -20 * time.Second, wantHits: 3},
+		{name: "a malformed time is ignored", giveHeader: []string{"Age", "30", "Outpost-Origin-Time", "soon"}, giveBan: -20 * time.Second, wantHits: 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
