@@ -57,6 +57,7 @@ func TestCopyFromALaggingParentIsCaughtByThePurge(t *testing.T) {
 					// A parent tier: its old copy until a child asks for
 					// one no older than the purge.
 					w.Header().Set("Cache-Control", "max-age=3600")
+					w.Header().Set("Content-Type", "text/css")
 					w.Header().Set("Surrogate-Key", "css")
 					if v := r.Header.Get("Outpost-Purged-At"); v != "" {
 						n, _ := strconv.ParseInt(v, 10, 64)
@@ -285,6 +286,7 @@ func TestTagPurgeReachesTheRefetchOfAColdObject(t *testing.T) {
 	var oldCopy time.Time
 	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Content-Type", "text/javascript")
 		w.Header().Set("Cache-Tag", "release-7")
 		asked = append(asked, r.Header.Get("Outpost-Purged-At"))
 		if r.Header.Get("Outpost-Purged-At") == "" {
