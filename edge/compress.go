@@ -352,7 +352,7 @@ func (h *Handler) respondObject(w http.ResponseWriter, r *http.Request, obj stor
 // variant, a stale one, a URL whose responses vary on other fields) goes
 // the base's way, which judges the base and finds or makes its variant.
 func (h *Handler) freshVariant(w http.ResponseWriter, r *http.Request, urlKey string, rc *directives) bool {
-	if h.comp.off || len(r.Header["Accept-Encoding"]) == 0 || rc.noTransform {
+	if h.comp.off || len(r.Header["Accept-Encoding"]) == 0 || rc.noTransform || h.replaying() {
 		return false
 	}
 	cd := h.comp.negotiate(r.Header["Accept-Encoding"])

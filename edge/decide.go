@@ -44,6 +44,7 @@ type respInput struct {
 func (h *Handler) decide(in respInput, resp *http.Response) decision {
 	hdr := resp.Header.Clone()
 	removeHopByHop(hdr)
+	obtained := takeOriginTime(hdr, in.reqTime) // origintime.go
 	d := decision{share: true, upstream: hdr["Cache-Status"]}
 	delete(hdr, "Cache-Status") // describes the upstream fetch, not a later hit
 
@@ -154,6 +155,7 @@ func (h *Handler) decide(in respInput, resp *http.Response) decision {
 		Header:               hdr,
 		RequestTime:          in.reqTime,
 		ResponseTime:         in.respTime,
+		OriginTime:           obtained,
 		InitialAge:           correctedInitialAge(hdr, date, in.reqTime, in.respTime),
 		Lifetime:             life,
 		StaleWhileRevalidate: swr,

@@ -27,7 +27,11 @@
 // fetched upstream with a Range request (coalesced, like any miss) the
 // first time a client needs it, so seeking into a large video costs one
 // slice. Purges reach the edge through the Bans interface, checked on every
-// lookup and again when a fill commits.
+// lookup, on every flight's response before it answers a request, and again
+// when a fill commits. A stored response records when its representation
+// was obtained from the origin (inherited from a parent tier's copy), which
+// is what purges compare with, so the order in which tiers apply a purge
+// does not matter (origintime.go).
 //
 // The request path, in the order a request meets it:
 //

@@ -472,8 +472,9 @@ func (h *Handler) staleWhenUnreachable(m *storage.Meta, now time.Time) bool {
 }
 
 // purgedMeanwhile reports whether a hard purge issued after the response's
-// request left (the bans compare with its RequestTime) matches it: such a
-// response may predate the purge and is passed on but not stored. Checking
+// representation was obtained (the bans compare with Meta.ObtainedAt: when
+// its request left, or a parent tier's copy was obtained) matches it: such a
+// response may predate the purge and is not stored. Checking
 // at commit, not only at lookup, closes the window of a fill that outlives
 // the purge index's sweep.
 func (h *Handler) purgedMeanwhile(m *storage.Meta) bool {

@@ -360,7 +360,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *H
 		if leader {
 			fl := h.newFill(r, site, c, f, lk.obj)
 			fl.inTable, fl.fwd, fl.noStore = coalesce, fwd, rc.noStore
-			h.sinceLastPurge(fl.out.Header, urlKey, lk.banAt)
+			h.askNoOlderThanPurges(fl.out.Header, r, urlKey, lk.banAt)
 			h.startFill(fl, r, attempt, varyHint)
 		} else if lk.obj != nil {
 			lk.obj.Close()
@@ -392,6 +392,13 @@ type lookupResult struct {
 // select (RFC 9111 §4.1). Purged objects are misses.
 func (h *Handler) lookup(ctx context.Context, urlKey string, reqHeader http.Header, varyHint []string) lookupResult {
 	lk := lookupResult{key: urlKey, fwd: fwdMiss}
+	if h.replaying() { // origintime.go: what is stored may be about to be purged
+		if varyHint != nil {
+			lk.key = variantKey(urlKey, variantID(varyHint, reqHeader))
+		}
+		lk.fwd = fwdBypass
+		return lk
+	}
 	o, err := h.store.Get(ctx, urlKey)
 	if err != nil && varyHint != nil {
 		lk.key = variantKey(urlKey, variantID(varyHint, reqHeader))
@@ -446,7 +453,7 @@ func purgedSince(r *http.Request, rc *directives, m *storage.Meta) {
 	if err != nil {
 		return
 	}
-	if m.FetchedAt().UnixNano() >= at {
+	if m.ObtainedAt().UnixNano() >= at {
 		rc.maxAge = unset
 	} else {
 		rc.noCache = true
@@ -503,6 +510,7 @@ func (h *Handler) revalidateInBackground(r *http.Request, site *Host, c *canonic
 	}
 	fl := h.newFill(r, site, c, f, stale)
 	fl.inTable, fl.fwd = true, fwdStale
+	h.askNoOlderThanPurges(fl.out.Header, r, fl.urlKey, time.Time{})
 	h.startFill(fl, r, 0, nil)
 }
 
@@ -544,6 +552,11 @@ wait:
 		}
 	}
 	res := &f.res
+	if h.flightPurged(res, attempt) { // origintime.go: fetch again, no older than the purge
+		h.flights.remove(f)
+		f.release()
+		return next{again: true, vary: res.vary}
+	}
 	cs := res.status
 	cs.collapsed = !leader
 	switch res.kind {

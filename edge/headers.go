@@ -45,7 +45,7 @@ var conditionalFields = [...]string{
 
 // cdnHeaders are response fields aimed at the CDN itself: honoured, kept
 // between tiers, and removed before a response leaves the outermost one.
-var cdnHeaders = [...]string{"Surrogate-Control", "Surrogate-Key", "Cache-Tag"}
+var cdnHeaders = [...]string{"Surrogate-Control", "Surrogate-Key", "Cache-Tag", originTimeField}
 
 // isCDNHeader reports whether the canonical field name k is one of
 // cdnHeaders.

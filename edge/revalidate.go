@@ -25,7 +25,7 @@ func (h *Handler) refreshed(fl *fill, ex exchange) {
 		reqTime: ex.reqTime, respTime: ex.respTime, revalidated: true,
 	}, whole)
 	m.Header = d.meta.Header
-	m.RequestTime, m.ResponseTime = ex.reqTime, ex.respTime
+	m.RequestTime, m.ResponseTime, m.OriginTime = ex.reqTime, ex.respTime, d.meta.OriginTime
 	m.InitialAge, m.Lifetime = d.meta.InitialAge, d.meta.Lifetime
 	m.StaleWhileRevalidate, m.StaleIfError = d.meta.StaleWhileRevalidate, d.meta.StaleIfError
 	m.Flags = d.meta.Flags | old.Flags&flagSliceIndex

@@ -142,6 +142,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rep *represent
 		}
 		hdr[k] = v
 	}
+	if inner {
+		setOriginTime(hdr, m) // origintime.go
+	}
 	now := h.now()
 	vals := make([]string, 2) // one allocation for the values of both fields
 	if rep.age {

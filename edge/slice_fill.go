@@ -230,6 +230,7 @@ func (ix *sliceIndex) sliceMeta(k int64, hdr http.Header, ex exchange) storage.M
 		Header:       sh,
 		RequestTime:  ex.reqTime,
 		ResponseTime: ex.respTime,
+		OriginTime:   originTimeOf(hdr, ex.reqTime),
 		Size:         sp.length,
 		Tags:         ix.meta.Tags,
 	}

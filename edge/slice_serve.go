@@ -206,6 +206,7 @@ func (b *sliceBody) close() {
 func (b *sliceBody) upstream() *http.Request {
 	if b.out == nil {
 		b.out = b.h.upstreamRequest(b.r, &b.c, true)
+		b.h.sinceLastPurge(b.out.Header, b.ix.meta.URL, time.Time{}) // origintime.go
 	}
 	return b.out
 }

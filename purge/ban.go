@@ -108,8 +108,8 @@ type Record struct {
 	// ID identifies the purge across the fleet: applying a Record whose ID
 	// is already held changes nothing. At most 128 bytes.
 	ID string `json:"id"`
-	// Time is when the purge was issued: it bans objects whose time (the
-	// earlier of Meta.RequestTime and Meta.ResponseTime) is before it.
+	// Time is when the purge was issued: it bans objects obtained from the
+	// origin before it (storage.Meta.ObtainedAt).
 	Time time.Time `json:"time"`
 	// Soft marks every ban of the record as soft: matching objects become
 	// stale rather than absent.

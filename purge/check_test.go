@@ -2,6 +2,7 @@ package purge
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -235,6 +236,7 @@ func TestNewNamesTheBadField(t *testing.T) {
 		{"negative commit delay", Config{Canonicalize: canonicalize, Tier: tier, CommitDelay: -1}, "Config.CommitDelay"},
 		{"negative soft ttl", Config{Canonicalize: canonicalize, Tier: tier, SoftTTL: -1}, "Config.SoftTTL"},
 		{"negative recent size", Config{Canonicalize: canonicalize, Tier: tier, RecentSize: -1}, "Config.RecentSize"},
+		{"negative tagged urls", Config{Canonicalize: canonicalize, Tier: tier, TaggedURLs: -1}, "Config.TaggedURLs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,6 +296,99 @@ func TestCheckComparesTheEarlierOfRequestAndResponseTime(t *testing.T) {
 	}
 }
 
+// TestCheckComparesWhenTheRepresentationWasObtained: a copy fetched from a
+// parent tier carries the time the parent's copy was obtained
+// (OriginTime); that, not when this node fetched it, is what a ban is
+// compared with, for every kind of ban.
+func TestCheckComparesWhenTheRepresentationWasObtained(t *testing.T) {
+	const u = "http://a.test/img/x.png"
+	tests := []struct {
+		name       string
+		giveOrigin time.Duration // from the ban's time; 0 leaves it unset
+		wantBanned bool
+	}{
+		{name: "a parent's pre-purge copy, fetched after the purge", giveOrigin: -time.Minute, wantBanned: true},
+		{name: "a parent's copy obtained after the purge", giveOrigin: time.Millisecond},
+		{name: "no origin time: when this node fetched it", giveOrigin: 0},
+		// A parent's clock ahead of ours cannot make a copy younger than
+		// the request that fetched it.
+		{name: "origin time after the fetch", giveOrigin: time.Hour},
+	}
+	reqs := []Request{
+		{URLs: []string{u}}, {URLs: []string{u}, Soft: true}, {Prefixes: []string{"http://a.test/img/"}},
+		{Tags: []string{"t"}}, {Hosts: []string{"a.test"}}, {All: true},
+	}
+	for _, tt := range tests {
+		for _, req := range reqs {
+			t.Run(fmt.Sprintf("%s/%+v", tt.name, req), func(t *testing.T) {
+				clk := newClock()
+				ix := newIndex(t, clk, Config{})
+				rec := mustPurge(t, ix, req)
+				m := &storage.Meta{URL: u, Tags: []string{"t"}, RequestTime: rec.Time.Add(time.Second), ResponseTime: rec.Time.Add(2 * time.Second)}
+				if tt.giveOrigin != 0 {
+					m.OriginTime = rec.Time.Add(tt.giveOrigin)
+				}
+				at, soft, banned := ix.Check(m)
+				assert.Equal(t, tt.wantBanned, banned)
+				if banned {
+					assert.True(t, at.Equal(rec.Time), "at = %v, want %v", at, rec.Time)
+					assert.Equal(t, req.Soft, soft)
+				}
+			})
+		}
+	}
+}
+
+// TestNewestRemembersTagBans: a tag purge's time reaches the refetch of a
+// URL once a lookup (Check) or a walk met a stored copy the tag matched, so
+// the tier above is asked for a copy no older than the purge even after
+// the copy, and its tags, are gone.
+func TestNewestRemembersTagBans(t *testing.T) {
+	const u, v = "http://a.test/x", "http://a.test/y"
+	clk := newClock()
+	tier := newMemory(t)
+	ix := newIndex(t, clk, Config{Tier: tier, CommitDelay: time.Minute})
+	old := clk.Now().Add(-time.Hour)
+	store(t, tier, storage.Meta{Key: v, URL: v, Tags: []string{"t"}, ResponseTime: old})
+	rec := mustPurge(t, ix, Request{Tags: []string{"t"}})
+	_, ok := ix.Newest(u)
+	assert.False(t, ok, "no copy of u met yet")
+
+	_, _, banned := ix.Check(&storage.Meta{URL: u, Tags: []string{"t"}, ResponseTime: old})
+	require.True(t, banned)
+	at, ok := ix.Newest(u)
+	assert.True(t, ok && at.Equal(rec.Time), "Newest(u) = %v, %v after a lookup met it", at, ok)
+
+	require.NoError(t, ix.Sweep(context.Background()))
+	assert.False(t, stored(t, tier, v))
+	at, ok = ix.Newest(v)
+	assert.True(t, ok && at.Equal(rec.Time), "Newest(v) = %v, %v after the sweeper removed it", at, ok)
+	fresh := &storage.Meta{URL: u, Tags: []string{"t"}, ResponseTime: clk.Advance(time.Second)}
+	_, _, banned = ix.Check(fresh)
+	assert.False(t, banned, "a copy fetched after the purge")
+
+	clk.Advance(time.Minute)
+	require.NoError(t, ix.Sweep(context.Background()))
+	require.Zero(t, ix.Len())
+	_, ok = ix.Newest(u)
+	assert.False(t, ok, "forgotten once the tag ban retired")
+}
+
+func TestNewestRemembersABoundedNumberOfTaggedURLs(t *testing.T) {
+	clk := newClock()
+	ix := newIndex(t, clk, Config{TaggedURLs: 2})
+	mustPurge(t, ix, Request{Tags: []string{"t"}})
+	for _, u := range []string{"http://a.test/1", "http://a.test/2", "http://a.test/3", "http://a.test/2"} {
+		ix.Check(&storage.Meta{URL: u, Tags: []string{"t"}})
+	}
+	_, ok := ix.Newest("http://a.test/1")
+	assert.False(t, ok, "the first URL noted is forgotten")
+	for _, u := range []string{"http://a.test/2", "http://a.test/3"} {
+		_, ok := ix.Newest(u)
+		assert.True(t, ok, "Newest(%q)", u)
+	}
+}
+
 func TestCheckSoftBanOnObjectWithoutTimesIsSoft(t *testing.T) {
 	ix := newIndex(t, newClock(), Config{})
 	rec := mustPurge(t, ix, Request{Tags: []string{"t"}, Soft: true})
@@ -320,7 +415,7 @@ func TestNewest(t *testing.T) {
 		{name: "host", give: []Request{{Hosts: []string{"static.example.com"}}}, giveURL: u, wantAt: 0},
 		{name: "host any port", give: []Request{{Hosts: []string{"static.example.com"}}}, giveURL: "https://static.example.com:8443/", wantAt: 0},
 		{name: "all", give: []Request{{All: true}}, giveURL: u, wantAt: 0},
-		{name: "tag is not known before the response", give: []Request{{Tags: []string{"t"}}}, giveURL: u, wantAt: -1},
+		{name: "tag is not known before a copy was met", give: []Request{{Tags: []string{"t"}}}, giveURL: u, wantAt: -1},
 		{name: "newest of several", give: []Request{{URLs: []string{u}}, {Hosts: []string{"static.example.com"}, Soft: true}, {Tags: []string{"t"}}}, giveURL: u, wantAt: 1},
 		{name: "empty url: only bans on everything", give: []Request{{All: true}, {Hosts: []string{"static.example.com"}}}, giveURL: "", wantAt: 0},
 	}

@@ -7,23 +7,31 @@
 // prefixes, surrogate keys (tags), hosts, or everything; hard or soft.
 // Accepting one costs nothing in the number of cached objects: the bans are
 // appended to a durable log and added to an in-memory index. A stored object
-// is banned when a ban matches it and is newer than the object (the earlier
-// of its storage.Meta.RequestTime and ResponseTime: when the request that
-// fetched it left), so anything fetched after a purge is never affected by
-// it, and a response that was on its way when the purge came is.
+// is banned when a ban matches it and is newer than the object's
+// representation: when it was obtained from the origin
+// (storage.Meta.ObtainedAt) — for a response from the origin, when the
+// request that fetched it left; for a copy fetched from a parent tier, when
+// the parent's copy was obtained (Meta.OriginTime). So anything obtained
+// after a purge is never affected by it, a response that was on its way
+// when the purge came is, and so is an old copy that a parent which had not
+// applied the purge yet handed on: each tier catches it whenever the purge
+// reaches it, in whatever order the tiers apply it.
 //
 // Index.Check is what the edge calls on every lookup. The index keeps, for
 // each target (a URL, tag, host, prefix, or everything), only the newest hard
 // and the newest soft ban, so a lookup is a handful of map loads that never
 // scan the ban list, whatever its length, and allocate nothing. With no bans
 // it is one atomic load. Index.Newest, as cheap, is what the edge asks before
-// a refetch: the newest purge of a URL, so that it can ask the tier above
-// (a shield that may not have applied the purge yet) for a copy no older.
+// a refetch: the newest purge of a URL (by URL, prefix, host, everything, or
+// a tag that matched a stored copy of it, which the index remembers for a
+// bounded number of URLs), so that it can ask the tier above (a shield that
+// may not have applied the purge yet) for a copy no older.
 //
 // Index.Run walks the storage tier in the background (storage.Walker): it
-// deletes the objects hard bans match and retires bans no stored object
-// predates any longer, so the ban list stays as short as the work still to
-// do. Soft-banned objects stay stored for the edge to serve stale while it
+// deletes the objects hard bans match — unless a refetch has replaced one
+// since the walk listed it — and retires bans no stored object predates any
+// longer (at the earliest Config.CommitDelay after them), so the ban list
+// stays as short as the work still to do. Soft-banned objects stay stored for the edge to serve stale while it
 // refetches, up to Config.SoftTTL.
 //
 // With Config.Dir set, bans survive restarts: each purge is appended to a

@@ -41,12 +41,16 @@ type Config struct {
 	// tier. Zero means 1 minute.
 	Interval time.Duration
 	// CommitDelay bounds how long a tier write can be in flight: from the
-	// moment its metadata was obtained (a request sent to the origin, or an
+	// moment its metadata was obtained (a request sent upstream, or an
 	// object read from a lower tier and checked against the bans) to its
-	// Commit. An object a walk did not list may be committed later with an
-	// older time (RequestTime or ResponseTime) only within it, so a ban
-	// retires only after a walk that began CommitDelay after the ban. Set it
-	// to the edge's fill timeout. Zero means 10 minutes.
+	// Commit, so a ban retires only after a walk that began CommitDelay
+	// after the ban. It is also how long, at least, a node remembers a
+	// ban: a copy that a parent tier hands on later with an older
+	// Meta.OriginTime is caught only while the ban is held, so the
+	// guarantee across tiers holds for parents that apply a purge within
+	// CommitDelay of its issue (a parent cut off from the fleet's bus for
+	// longer may hand on its old copy). Set it to at least the edge's fill
+	// timeout. Zero means 10 minutes.
 	CommitDelay time.Duration
 	// SoftTTL is how long objects a soft ban matches may stay stored, to be
 	// served stale and revalidated; after it the sweeper removes those
@@ -54,6 +58,13 @@ type Config struct {
 	SoftTTL time.Duration
 	// RecentSize is how many purges Recent remembers. Zero means 100.
 	RecentSize int
+	// TaggedURLs is how many URLs the Index remembers a tag ban for, once
+	// the ban has matched one of their stored objects (on a lookup, or in
+	// a walk), so that Newest reports the ban after the object is gone.
+	// Each costs about 100 bytes plus the URL; beyond the bound the URL
+	// noted first is forgotten, and a refetch of it after a tag purge
+	// carries no purge time to the tier above. Zero means 100,000.
+	TaggedURLs int
 	// Registerer receives the package's metrics: outpost_purge_bans_total
 	// {kind,mode}, outpost_purge_active_bans,
 	// outpost_purge_swept_objects_total,
@@ -66,8 +77,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now. Ban times come from it, and
 	// Check compares them with the times the edge stamped on objects
-	// (storage.Meta.RequestTime and ResponseTime), possibly before a
-	// restart, and with the times of purges other nodes issued (Apply). So
+	// (storage.Meta.ObtainedAt: RequestTime, ResponseTime, OriginTime),
+	// possibly before a restart or on another tier, and with the times of
+	// purges other nodes issued (Apply). So
 	// it must be the wall clock the edge stamps objects with, kept close to
 	// true time across the fleet (NTP). Where clocks disagree, a ban misses
 	// an object fetched before it but stamped later (by a clock ahead of the
@@ -96,6 +108,7 @@ type Index struct {
 	entries [kindCount]sync.Map // by Kind: Ban.Value → *entry
 	floors  sync.Map            // floor of a prefix ban → *floorSet
 	active  atomic.Int64        // sides holding a ban
+	tagged  *taggedURLs         // URLs a tag ban matched an object of
 
 	// mu serializes changes to the bans and the log.
 	mu      sync.Mutex
@@ -148,6 +161,8 @@ func New(cfg Config) (*Index, error) {
 		return nil, fmt.Errorf("purge: Config.SoftTTL %v is negative", cfg.SoftTTL)
 	case cfg.RecentSize < 0:
 		return nil, fmt.Errorf("purge: Config.RecentSize %d is negative", cfg.RecentSize)
+	case cfg.TaggedURLs < 0:
+		return nil, fmt.Errorf("purge: Config.TaggedURLs %d is negative", cfg.TaggedURLs)
 	}
 	walker, ok := cfg.Tier.(storage.Walker)
 	if !ok {
@@ -157,6 +172,7 @@ func New(cfg Config) (*Index, error) {
 	cfg.CommitDelay = cmp.Or(cfg.CommitDelay, 10*time.Minute)
 	cfg.SoftTTL = cmp.Or(cfg.SoftTTL, 24*time.Hour)
 	cfg.RecentSize = cmp.Or(cfg.RecentSize, 100)
+	cfg.TaggedURLs = cmp.Or(cfg.TaggedURLs, 100_000)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -167,6 +183,7 @@ func New(cfg Config) (*Index, error) {
 		live:    make(map[Ban]*entry),
 		records: make(map[string]*recState),
 		recent:  make([]*recState, 0, cfg.RecentSize),
+		tagged:  newTaggedURLs(cfg.TaggedURLs),
 		wake:    make(chan struct{}, 1),
 	}
 	if ix.logger == nil {

@@ -43,6 +43,7 @@ func (e *entry) side(soft bool) *side {
 type match struct {
 	rt     int64 // the object's time (objectTime) in Unix nanoseconds
 	newest int64 // time of the newest ban that matched; zero if none
+	tagged int64 // time of the newest tag ban that matched; zero if none
 	hard   bool  // whether a hard ban matched
 	// collect makes add record matching entries in entries (the sweeper);
 	// Check leaves it off and allocates nothing.
@@ -61,39 +62,53 @@ func (mt *match) add(e *entry) {
 	if e == nil {
 		return
 	}
-	hit := false
+	hit := int64(0)
 	if at := e.hard.at.Load(); at > mt.rt {
-		mt.newest, mt.hard, hit = max(mt.newest, at), true, true
+		mt.hard, hit = true, at
 	}
 	if at := e.soft.at.Load(); at > mt.rt {
-		mt.newest, hit = max(mt.newest, at), true
+		hit = max(hit, at)
 	}
-	if hit && mt.collect {
+	if hit == 0 {
+		return
+	}
+	mt.newest = max(mt.newest, hit)
+	if e.ban.Kind == KindTag {
+		mt.tagged = max(mt.tagged, hit)
+	}
+	if mt.collect {
 		mt.entries = append(mt.entries, e)
 	}
 }
 
 // Check reports whether the object m describes is banned: banned is true
 // when at least one ban matches m and was issued after the object's time,
-// the earlier of m.RequestTime and m.ResponseTime (objectTime), so an object
-// whose request left at or after a ban's time is not matched, and one whose
-// request left before it is, even if its response arrived after. Then at is
-// the time of the newest matching ban, and soft is true only when every
-// matching ban is soft: a hard ban is never weakened by a later soft one. A
-// hard ban means the object must be treated as absent; a soft one that it is
-// stale (it may be served under stale-while-revalidate or stale-if-error
-// while it is refetched). An object with a zero ResponseTime is older than
-// every ban.
+// when its representation was obtained from the origin (objectTime:
+// m.ObtainedAt, the earlier of its OriginTime and the time its request
+// left), so an object obtained at or after a ban's time is not matched,
+// and one obtained before it is, even if it reached this node after the
+// ban (through a parent tier that had not applied it yet, or on a response
+// that was on its way). Then at is the time of the newest matching ban, and
+// soft is true only when every matching ban is soft: a hard ban is never
+// weakened by a later soft one. A hard ban means the object must be treated
+// as absent; a soft one that it is stale (it may be served under
+// stale-while-revalidate or stale-if-error while it is refetched). An
+// object with a zero ResponseTime is older than every ban.
+//
+// When a tag ban matches, Check remembers it for m.URL (up to
+// Config.TaggedURLs URLs), so that Newest reports it once the object is
+// gone and its tags with it.
 //
 // Ban times and object times are wall-clock times from different calls to
 // the clock, possibly on different nodes and before a restart; see
 // Config.Now for what that assumes.
 //
-// Check is safe for concurrent use, takes no locks and allocates nothing
-// (unless m.URL's host has capitals, which a canonical URL's has not). Its
-// cost is a few map loads — m.URL, its host, each of m.Tags, each
-// slash-ended prefix of m.URL that a prefix ban ends in — whatever the number
-// of bans; with no bans it is one atomic load.
+// Check is safe for concurrent use and takes no locks. It allocates
+// nothing (unless m.URL's host has capitals, which a canonical URL's has
+// not), but the first time a tag ban matches an object of a URL. Its cost
+// is a few map loads — m.URL, its host, each of m.Tags, each slash-ended
+// prefix of m.URL that a prefix ban ends in — whatever the number of bans;
+// with no bans it is one atomic load.
 func (ix *Index) Check(m *storage.Meta) (at time.Time, soft bool, banned bool) {
 	kinds := ix.kinds.Load()
 	if kinds == 0 || m == nil {
@@ -104,33 +119,40 @@ func (ix *Index) Check(m *storage.Meta) (at time.Time, soft bool, banned bool) {
 	if mt.newest == 0 {
 		return time.Time{}, false, false
 	}
+	if mt.tagged != 0 {
+		ix.tagged.note(m.URL, mt.tagged)
+	}
 	return time.Unix(0, mt.newest), !mt.hard, true
 }
 
 // Newest returns the time of the newest active ban, hard or soft, that
-// matches every object whose Meta.URL is url: a ban on url itself, on a
-// prefix of it, on its host, or on everything. ok is false when there is
-// none. Tag bans are not considered: an object's tags come from its
-// response, which is not known yet when Newest is asked.
+// matches every object whose Meta.URL is url — a ban on url itself, on a
+// prefix of it, on its host, or on everything — or that matched a stored
+// object of url by one of its tags (remembered by Check and the sweeper,
+// see Config.TaggedURLs). ok is false when there is none. A tag ban that
+// never met an object of url here is not known: an object's tags come from
+// its response.
 //
 // The edge asks it before a refetch, so that a purge reaches through a tier
 // above that has not applied it yet: the refetch asks that tier for a copy
-// no older than the purge (Cache-Control: max-age=<seconds since at>;
-// DESIGN "Purges across a fleet"). A ban that has retired is not reported.
+// no older than the purge (Cache-Control: max-age=<seconds since at>, and
+// Outpost-Purged-At between Outpost tiers; DESIGN "Purges across a
+// fleet"). A ban that has retired is not reported, nor, once every tag ban
+// has retired, a remembered one.
 //
 // Newest is safe for concurrent use and costs what Check does: it takes no
 // locks and allocates nothing (unless url's host has capitals).
 func (ix *Index) Newest(url string) (at time.Time, ok bool) {
-	kinds := ix.kinds.Load() &^ kindBit(KindTag)
-	if kinds == 0 {
+	newest := ix.tagged.newest(url)
+	if kinds := ix.kinds.Load() &^ kindBit(KindTag); kinds != 0 {
+		mt := match{} // an object time of zero: older than every ban
+		ix.lookup(kinds, url, nil, &mt)
+		newest = max(newest, mt.newest)
+	}
+	if newest == 0 {
 		return time.Time{}, false
 	}
-	mt := match{} // an object time of zero: older than every ban
-	ix.lookup(kinds, url, nil, &mt)
-	if mt.newest == 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(0, mt.newest), true
+	return time.Unix(0, newest), true
 }
 
 // lookup adds to mt every entry that may match an object with URL u and
@@ -246,25 +268,27 @@ func (fs *floorSet) with(n, delta int) *floorSet {
 func kindBit(k Kind) uint32 { return 1 << k }
 
 // objectTime returns the time bans are compared with for the object m
-// describes, in Unix nanoseconds: its FetchedAt, the earlier of its
-// RequestTime and ResponseTime (RFC 9111 §4.2.3). A zero
-// ResponseTime is older than every ban. A response whose
-// request left before a purge may have been generated before it, however
-// late it arrived, so it must be banned; one whose request left after the
-// purge was generated after it (by an origin that had the purged content
-// replaced first, as a purge presumes).
+// describes, in Unix nanoseconds: its ObtainedAt, when its representation
+// was obtained from the origin. For a response fetched from the origin
+// that is when its request left (the earlier of RequestTime and
+// ResponseTime, RFC 9111 §4.2.3): a response whose request left before a
+// purge may have been generated before it, however late it arrived, so it
+// must be banned; one whose request left after the purge was generated
+// after it (by an origin that had the purged content replaced first, as a
+// purge presumes). For a copy fetched from a parent tier it is the time
+// the parent's copy was obtained (Meta.OriginTime, which the edge inherits
+// from an Outpost parent exactly, and from another cache through its Age),
+// so a pre-purge copy handed on by a parent that had not applied the purge
+// yet is as old here as it is there, and the purge catches it whenever it
+// arrives — the order in which tiers apply a purge does not matter.
 //
-// InitialAge is deliberately not subtracted, though it says the response
-// was generated earlier still: an origin behind another cache (a CDN, a
-// shield, a Varnish) sends Age on every response, so every refetch after a
-// purge would be dated before the purge and banned again — a refetch loop.
-// A copy an upstream cache stored before the purge is kept out another way:
-// the refetch asks upstream for a copy no older than the purge (Newest).
+// The origin's Date is never used: an origin whose clock is behind would
+// date every refetch before the purge, and ban it again (a refetch loop).
 //
 // A zero time, or one before 1970, counts as 0: older than every ban (a
 // ban's time is positive), yet not older than an entry's empty side.
 func objectTime(m *storage.Meta) int64 {
-	t := m.FetchedAt()
+	t := m.ObtainedAt()
 	if t.IsZero() || t.Unix() < 0 {
 		return 0
 	}

@@ -111,6 +111,9 @@ func (ix *Index) Sweep(ctx context.Context) error {
 	if retired > 0 {
 		ix.compact()
 	}
+	if ix.perKind[KindTag] == 0 {
+		ix.tagged.clear() // nothing left for Newest to report
+	}
 	ix.mu.Unlock()
 	ix.met.retired.Add(float64(retired))
 
@@ -180,6 +183,7 @@ type sweeper struct {
 	start   int64
 	walk    uint64
 	mt      match
+	cur     []*entry // storage for replaced's match, reused
 	failed  int
 	lastErr error
 }
@@ -190,23 +194,67 @@ func (sw *sweeper) visit(ctx context.Context, m *storage.Meta) {
 	if !sw.matches(m) {
 		return
 	}
+	if sw.mt.tagged != 0 {
+		sw.ix.tagged.note(m.URL, sw.mt.tagged)
+	}
 	if !sw.deletable() {
 		sw.leave()
 		return
 	}
-	// Delete on the walked metadata alone, without reading the object back
-	// first. A read is no check: on a storage.Tiered, Get promotes a disk
-	// object into memory just before it is deleted, and while the disk is
-	// degraded it answers ErrNotFound for an object still on the disk, which
-	// would pass for "already gone" and retire the ban. Only Delete's own
-	// answer tells. The price: a fresh copy committed under the key since
-	// the walk listed the old one is deleted too, which costs a refetch,
-	// never a stale answer.
+	if sw.replaced(ctx, m) {
+		return
+	}
+	// Delete on the walked metadata, not on a read: a read is no check
+	// that an object is gone. On a storage.Tiered, while the disk is
+	// degraded, Get answers ErrNotFound for an object still on the disk,
+	// which would pass for "already gone" and retire the ban. Only
+	// Delete's own answer tells. (replaced reads only to spare a copy
+	// stored since the walk listed this one.)
 	if err := sw.ix.cfg.Tier.Delete(ctx, m.Key); err != nil {
 		sw.fail(err)
 		return
 	}
 	sw.credit()
+}
+
+// replaced reports whether the object listed as m has been replaced, since
+// the walk listed it, by a copy the bans leave alone: a refetch after the
+// purge committed it. The walk's listing may be seconds old by the time an
+// object is visited (a memory tier lists every object first), and the
+// refetches a purge causes come right after it, so deleting by key on the
+// listing alone would delete them too, and cost the origin a second fetch
+// per object. What remains is the instant between this read and the
+// Delete: a copy committed in it is deleted, which costs a refetch, never
+// a stale answer. Any answer but another copy (the same one, none, an
+// error) is no replacement: Delete decides. A replacement that a soft ban
+// matches keeps that ban from retiring, as if the walk had left it.
+func (sw *sweeper) replaced(ctx context.Context, m *storage.Meta) bool {
+	o, err := sw.ix.cfg.Tier.Get(ctx, m.Key)
+	if err != nil {
+		return false
+	}
+	defer o.Close()
+	cur := o.Meta()
+	if sameCopy(cur, m) {
+		return false
+	}
+	listed := sw.mt
+	sw.mt = match{collect: true, entries: sw.cur[:0]}
+	sw.mt.reset(cur)
+	sw.ix.lookup(sw.ix.kinds.Load(), cur.URL, cur.Tags, &sw.mt)
+	keep := !sw.deletable()
+	if keep && sw.mt.newest != 0 {
+		sw.leave()
+	}
+	sw.cur, sw.mt = sw.mt.entries, listed
+	return keep
+}
+
+// sameCopy reports whether two listings of a key describe the same stored
+// copy: a replacement is fetched, or revalidated, at another time.
+func sameCopy(a, b *storage.Meta) bool {
+	return a.ResponseTime.Equal(b.ResponseTime) && a.RequestTime.Equal(b.RequestTime) &&
+		a.OriginTime.Equal(b.OriginTime) && a.Size == b.Size
 }
 
 // matches looks m up, leaving the bans that match it in sw.mt.

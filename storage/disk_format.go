@@ -22,7 +22,8 @@ import (
 // The fixed part of the header (little-endian):
 //
 //	 0  magic "OPDK"
-//	 4  version        uint16 (1)
+//	 4  version        uint16 (2; 1 is read too: its meta ends before
+//	                   OriginTime, which then decodes as zero)
 //	 6  chunk shift    uint8: the body is checksummed in chunks of 1<<shift bytes
 //	 7  reserved       uint8, zero
 //	 8  area           uint32: the body's offset
@@ -41,9 +42,12 @@ import (
 // disk_verify.go), so a torn, truncated or bit-rotted file is detected and
 // dropped rather than served.
 const (
-	diskMagic      = "OPDK"
-	diskVersion    = 1
-	fixedHeaderLen = 48
+	diskMagic   = "OPDK"
+	diskVersion = 2
+	// diskVersionNoOrigin is the version before Meta.OriginTime: its files
+	// stay readable, and are rewritten as diskVersion by Update.
+	diskVersionNoOrigin = 1
+	fixedHeaderLen      = 48
 	// chunkShift sets the checksummed chunk to 1 MiB: a read of a few bytes
 	// verifies at most one chunk, and the chunk table of a 1 GiB body is 8 KiB.
 	chunkShift = 20
@@ -108,6 +112,7 @@ func parseFileID(name string) (fileID, bool) {
 
 // fileHeader is the decoded fixed part of a header.
 type fileHeader struct {
+	version uint16 // of the file read; files are written as diskVersion
 	area    int64
 	metaLen int
 	size    int64
@@ -168,8 +173,9 @@ func parseFixed(buf []byte) (fileHeader, error) {
 	if string(buf[:4]) != diskMagic {
 		return h, fmt.Errorf("%w: bad magic %q", errCorrupt, buf[:4])
 	}
-	if v := binary.LittleEndian.Uint16(buf[4:]); v != diskVersion {
-		return h, fmt.Errorf("%w: version %d, want %d", errCorrupt, v, diskVersion)
+	h.version = binary.LittleEndian.Uint16(buf[4:])
+	if h.version != diskVersion && h.version != diskVersionNoOrigin {
+		return h, fmt.Errorf("%w: version %d, want %d", errCorrupt, h.version, diskVersion)
 	}
 	if buf[6] != chunkShift {
 		return h, fmt.Errorf("%w: chunk shift %d, want %d", errCorrupt, buf[6], chunkShift)
@@ -199,7 +205,7 @@ func parseHeader(buf []byte) (fileHeader, Meta, error) {
 	if got, want := headerSum(buf, h.metaLen), binary.LittleEndian.Uint64(buf[40:]); got != want {
 		return h, Meta{}, fmt.Errorf("%w: header checksum %016x, want %016x", errCorrupt, got, want)
 	}
-	m, err := decodeMeta(buf[fixedHeaderLen : fixedHeaderLen+h.metaLen])
+	m, err := decodeMeta(buf[fixedHeaderLen:fixedHeaderLen+h.metaLen], h.version)
 	if err != nil {
 		return h, Meta{}, err
 	}
@@ -207,9 +213,10 @@ func parseHeader(buf []byte) (fileHeader, Meta, error) {
 	return h, m, nil
 }
 
-// appendMeta appends the encoding of every field of m but Size to b:
-// strings and lists are length-prefixed (uvarint), numbers are varints,
-// times are Unix seconds and nanoseconds.
+// appendMeta appends the encoding of every field of m but Size to b, as
+// diskVersion lays it out: strings and lists are length-prefixed (uvarint),
+// numbers are varints, times are Unix seconds and nanoseconds; OriginTime
+// comes last, so that a version 1 meta is this encoding cut before it.
 func appendMeta(b []byte, m *Meta) []byte {
 	b = appendString(b, m.Key)
 	b = appendString(b, m.URL)
@@ -228,6 +235,7 @@ func appendMeta(b []byte, m *Meta) []byte {
 	b = appendStrings(b, m.Tags)
 	b = appendStrings(b, m.Vary)
 	b = appendStrings(b, m.Variants)
+	b = appendTime(b, m.OriginTime)
 	return b
 }
 
@@ -249,9 +257,10 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
 }
 
-// decodeMeta decodes what appendMeta encoded. Empty lists and headers decode
-// as nil, times in UTC.
-func decodeMeta(b []byte) (Meta, error) {
+// decodeMeta decodes what appendMeta encoded for a file of the given
+// version. Empty lists and headers decode as nil, times in UTC; a version 1
+// meta has no OriginTime, which stays zero.
+func decodeMeta(b []byte, version uint16) (Meta, error) {
 	d := metaDecoder{s: string(b)}
 	var m Meta
 	m.Key = d.str()
@@ -273,6 +282,9 @@ func decodeMeta(b []byte) (Meta, error) {
 	m.Tags = d.strs()
 	m.Vary = d.strs()
 	m.Variants = d.strs()
+	if version >= diskVersion {
+		m.OriginTime = d.time()
+	}
 	if d.err == nil && d.off != len(d.s) {
 		d.err = fmt.Errorf("%w: %d bytes after the meta", errCorrupt, len(d.s)-d.off)
 	}

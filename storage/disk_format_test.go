@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/binary"
 	"net/http"
 	"reflect"
 	"testing"
@@ -23,6 +24,7 @@ var metaTests = []struct {
 		Header:               http.Header{"Content-Type": {"image/png"}, "X-Multi": {"a", "b, c"}, "X-Empty": {""}},
 		RequestTime:          time.Date(2026, 11, 25, 12, 0, 0, 123456789, time.UTC),
 		ResponseTime:         time.Date(2026, 11, 25, 12, 0, 1, 0, time.UTC),
+		OriginTime:           time.Date(2026, 11, 25, 11, 0, 0, 987654321, time.UTC),
 		InitialAge:           3 * time.Second,
 		Lifetime:             -time.Minute,
 		StaleWhileRevalidate: time.Hour,
@@ -57,10 +59,45 @@ func TestHeaderRoundTrip(t *testing.T) {
 			want := tt.give.Clone()
 			assert.True(t, got.RequestTime.Equal(want.RequestTime), "RequestTime %v, want %v", got.RequestTime, want.RequestTime)
 			assert.True(t, got.ResponseTime.Equal(want.ResponseTime), "ResponseTime")
-			got.RequestTime, got.ResponseTime = want.RequestTime, want.ResponseTime
+			assert.True(t, got.OriginTime.Equal(want.OriginTime), "OriginTime %v, want %v", got.OriginTime, want.OriginTime)
+			got.RequestTime, got.ResponseTime, got.OriginTime = want.RequestTime, want.ResponseTime, want.OriginTime
 			assert.Equal(t, want, got)
 		})
 	}
+}
+
+// TestVersion1FilesStayReadable: a file written before Meta.OriginTime
+// existed (version 1: the meta ends before it) is read with a zero
+// OriginTime, and purges then compare with FetchedAt.
+func TestVersion1FilesStayReadable(t *testing.T) {
+	for _, tt := range metaTests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := tt.give.Clone()
+			m.OriginTime = time.Time{}
+			v2 := appendMeta(make([]byte, fixedHeaderLen), &m)
+			v1 := v2[:len(v2)-len(appendTime(nil, time.Time{}))] // the same fields, without OriginTime
+			metaLen := len(v1) - fixedHeaderLen
+			area := headerArea(metaLen)
+			head := padTo(v1, area)
+			putHeader(head, fileHeader{area: area, metaLen: metaLen, size: m.Size, bodySum: 9})
+			binary.LittleEndian.PutUint16(head[4:], diskVersionNoOrigin)
+			binary.LittleEndian.PutUint64(head[40:], headerSum(head, metaLen)) // resealed for version 1
+
+			h, got, err := parseHeader(head)
+			require.NoError(t, err)
+			assert.Equal(t, uint16(diskVersionNoOrigin), h.version)
+			assert.True(t, got.OriginTime.IsZero(), "OriginTime %v", got.OriginTime)
+			assert.True(t, got.RequestTime.Equal(m.RequestTime) && got.ResponseTime.Equal(m.ResponseTime))
+			assert.Equal(t, m.Key, got.Key)
+			assert.Equal(t, m.Variants, got.Variants)
+			assert.True(t, got.ObtainedAt().Equal(got.FetchedAt()), "a version 1 object is dated by FetchedAt")
+		})
+	}
+	buf := encodeHeader(&metaTests[2].give, 10, 1)
+	binary.LittleEndian.PutUint16(buf[4:], 3)
+	binary.LittleEndian.PutUint64(buf[40:], headerSum(buf, int(binary.LittleEndian.Uint32(buf[12:]))))
+	_, _, err := parseHeader(buf)
+	assert.ErrorIs(t, err, errCorrupt, "a version this build does not know")
 }
 
 func TestHeaderDetectsDamage(t *testing.T) {
@@ -135,11 +172,13 @@ func FuzzDecodeMeta(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodeMeta(b)
+		m, err := decodeMeta(b, diskVersion)
 		if err != nil {
-			return
+			if m, err = decodeMeta(b, diskVersionNoOrigin); err != nil {
+				return
+			}
 		}
-		m2, err := decodeMeta(appendMeta(nil, &m))
+		m2, err := decodeMeta(appendMeta(nil, &m), diskVersion)
 		if err != nil {
 			t.Fatalf("re-encoded meta does not decode: %v", err)
 		}

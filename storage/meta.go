@@ -24,6 +24,13 @@ type Meta struct {
 	// produced the response was sent and its response received (RFC 9111 §4.2.3).
 	RequestTime  time.Time
 	ResponseTime time.Time
+	// OriginTime is when the representation was obtained from the origin
+	// (or last validated by it), which may be long before this tier
+	// received it: a copy fetched from a parent cache inherits the time
+	// the parent's copy was obtained. Purges compare with it (ObtainedAt).
+	// The zero value means it was not recorded (metadata written before
+	// the field existed): FetchedAt stands for it.
+	OriginTime time.Time
 	// InitialAge is the corrected initial age of the response (RFC 9111 §4.2.3).
 	InitialAge time.Duration
 	// Lifetime is the freshness lifetime of the response (RFC 9111 §4.2.1).
@@ -78,6 +85,18 @@ func (m *Meta) HeaderSize() int64 {
 		}
 	}
 	return n
+}
+
+// ObtainedAt is when the representation was obtained from the origin, as
+// purges compare it: OriginTime, or FetchedAt when OriginTime is zero or
+// later than FetchedAt (a parent's clock ahead of ours cannot make a copy
+// younger than the request that fetched it).
+func (m *Meta) ObtainedAt() time.Time {
+	f := m.FetchedAt()
+	if o := m.OriginTime; !o.IsZero() && o.Before(f) {
+		return o
+	}
+	return f
 }
 
 // FetchedAt is when the response's request left: the earlier of

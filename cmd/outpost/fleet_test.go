@@ -19,6 +19,14 @@ import (
 // returns a config file that puts a node on its purge bus.
 func startNATS(t *testing.T) (busConfig string, stop func()) {
 	t.Helper()
+	addr, stop := runNATS(t)
+	return busFile(t, "nats://"+addr), stop
+}
+
+// runNATS runs an embedded NATS server with JetStream on loopback and
+// returns its address.
+func runNATS(t testing.TB) (addr string, stop func()) {
+	t.Helper()
 	srv, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 	})
@@ -30,8 +38,7 @@ func startNATS(t *testing.T) (busConfig string, stop func()) {
 		srv.WaitForShutdown()
 	}
 	t.Cleanup(stop)
-	port := srv.Addr().(*net.TCPAddr).Port
-	return writeFile(t, "bus.yaml", fmt.Sprintf("purge_bus: { nats: \"nats://127.0.0.1:%d\", stream: OUTPOST_TEST }\n", port)), stop
+	return srv.Addr().String(), stop
 }
 
 // TestFleetPurge: a purge accepted by one node reaches every node on the

@@ -117,7 +117,7 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		Name:                 s.name,
 		Store:                n.store,
 		Hosts:                hosts,
-		Bans:                 n.bans,
+		Bans:                 nodeBans{Index: n.bans, n: n},
 		Tags:                 purge.ParseTags,
 		Logger:               log,
 		Registerer:           n.reg,
@@ -391,23 +391,54 @@ func (n *node) isReady() bool {
 			return false
 		}
 	}
-	if n.bus != nil {
-		select {
-		case <-n.bus.Ready():
-		default:
-			// purge_bus.ready_timeout: the operator prefers serving to
-			// waiting for a bus that may be down; purges issued
-			// meanwhile are applied when the replay arrives.
-			if w := n.s.busReadyWait; w == 0 || time.Since(n.started) < w {
-				return false
-			}
-			if !n.busLate.Swap(true) {
-				n.log.Warn("purge bus: purges missed while down not replayed yet; ready anyway (purge_bus.ready_timeout)", "waited", n.s.busReadyWait)
-			}
-		}
-	}
-	return true
+	return n.replay() != replayPending
 }
+
+// replayState is where a node is in replaying, from the fleet's bus, the
+// purges it missed while down.
+type replayState int
+
+const (
+	replayNone    replayState = iota // no bus
+	replayDone                       // caught up
+	replayPending                    // under way: the cache is not used
+	replayLate                       // not done, but past purge_bus.ready_timeout: the cache is used
+)
+
+// replay reports where the node is in replaying the purges it missed.
+// While it is pending, the node serves nothing from its cache (the edge
+// fetches through, see nodeBans) and is not ready.
+func (n *node) replay() replayState {
+	if n.bus == nil {
+		return replayNone
+	}
+	select {
+	case <-n.bus.Ready():
+		return replayDone
+	default:
+	}
+	// purge_bus.ready_timeout: the operator prefers serving from the cache
+	// to waiting for a bus that may be down; purges issued meanwhile are
+	// applied when the replay arrives.
+	if w := n.s.busReadyWait; w == 0 || !n.ready.Load() || time.Since(n.started) < w {
+		return replayPending
+	}
+	if !n.busLate.Swap(true) {
+		n.log.Warn("purge bus: purges missed while down not replayed yet; ready, and serving from the cache, anyway (purge_bus.ready_timeout)", "waited", n.s.busReadyWait)
+	}
+	return replayLate
+}
+
+// nodeBans is the purge index as the edge sees it: it also says when the
+// purges the node missed are still being replayed, so that the edge
+// answers nothing from storage that they may ban (edge.Bans, Replaying).
+type nodeBans struct {
+	*purge.Index
+	n *node
+}
+
+// Replaying reports whether the replay is pending.
+func (b nodeBans) Replaying() bool { return b.n.replay() == replayPending }
 
 // publicAddr and adminAddr are the bound addresses (useful with port 0).
 func (n *node) publicAddr() string { return n.publicLn.Addr().String() }

@@ -27,7 +27,15 @@ type testNode struct {
 	done   chan error
 }
 
-func startNode(t *testing.T, args ...string) *testNode {
+func startNode(t testing.TB, args ...string) *testNode {
+	t.Helper()
+	tn := launchNode(t, args...)
+	tn.waitReady(t)
+	return tn
+}
+
+// launchNode starts a node without waiting for it to be ready.
+func launchNode(t testing.TB, args ...string) *testNode {
 	t.Helper()
 	f := newServeFlags("outpost serve", io.Discard)
 	require.NoError(t, f.fs.Parse(append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--drain-timeout", "5s"}, args...)))
@@ -39,6 +47,12 @@ func startNode(t *testing.T, args ...string) *testNode {
 	tn := &testNode{n: n, url: "http://" + n.publicAddr(), admin: "http://" + n.adminAddr(), cancel: cancel, done: make(chan error, 1)}
 	go func() { tn.done <- n.run(ctx) }()
 	t.Cleanup(func() { tn.stop(t) })
+	return tn
+}
+
+// waitReady waits for the node's /readyz to answer 200.
+func (tn *testNode) waitReady(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if resp, err := http.Get(tn.admin + "/readyz"); err == nil {
@@ -50,11 +64,10 @@ func startNode(t *testing.T, args ...string) *testNode {
 		require.True(t, time.Now().Before(deadline), "node never became ready")
 		time.Sleep(5 * time.Millisecond)
 	}
-	return tn
 }
 
 // stop stops the node (once) and returns what run returned.
-func (tn *testNode) stop(t *testing.T) error {
+func (tn *testNode) stop(t testing.TB) error {
 	t.Helper()
 	tn.cancel()
 	select {

@@ -28,6 +28,7 @@ var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 td,th{padding:.2rem .8rem;border-bottom:1px solid #cbd5e1;text-align:left}.down{color:#b91c1c}</style></head>
 <body><h1>{{.Name}}</h1>
 <p>Up {{.Uptime}} · ready: {{.Ready}}</p>
+{{with .Bus}}<p>Purge bus: {{.}}</p>{{end}}
 <h2>Requests</h2>
 <table><tr><th>answer</th><th>count</th></tr>
 {{range .Requests}}<tr><td>{{.Name}}</td><td>{{.Count}}</td></tr>{{end}}
@@ -49,6 +50,7 @@ type statusData struct {
 	Name     string
 	Uptime   time.Duration
 	Ready    bool
+	Bus      string // where the replay of missed purges is; empty without a bus
 	Requests []struct {
 		Name  string
 		Count float64
@@ -72,6 +74,14 @@ var started = time.Now()
 // origin health and recent purges.
 func (n *node) status(w http.ResponseWriter, r *http.Request) {
 	d := statusData{Name: n.s.name, Uptime: time.Since(started).Round(time.Second), Ready: n.isReady(), ActiveBans: n.bans.Len(), Purges: n.bans.Recent(20)}
+	switch n.replay() {
+	case replayDone:
+		d.Bus = "caught up with the fleet's purges"
+	case replayPending:
+		d.Bus = "replaying the purges missed while down: the cache is not used (every request is fetched through) until done"
+	case replayLate:
+		d.Bus = "purges missed while down not replayed yet; serving from the cache anyway (purge_bus.ready_timeout)"
+	}
 	var hits, total float64
 	if mfs, err := n.reg.Gather(); err == nil {
 		for _, mf := range mfs {

@@ -84,6 +84,7 @@ func sampleMeta(key string, size int64) storage.Meta {
 		},
 		RequestTime:          now.Add(-time.Second),
 		ResponseTime:         now,
+		OriginTime:           now.Add(-time.Hour),
 		InitialAge:           3 * time.Second,
 		Lifetime:             time.Minute,
 		StaleWhileRevalidate: 10 * time.Second,
@@ -181,6 +182,9 @@ func checkMeta(t *testing.T, got *storage.Meta, want storage.Meta) {
 	}
 	if !got.ResponseTime.Equal(want.ResponseTime) {
 		t.Errorf("%s: ResponseTime = %v, want %v", want.Key, got.ResponseTime, want.ResponseTime)
+	}
+	if !got.OriginTime.Equal(want.OriginTime) {
+		t.Errorf("%s: OriginTime = %v, want %v", want.Key, got.OriginTime, want.OriginTime)
 	}
 	eq("InitialAge", got.InitialAge, want.InitialAge)
 	eq("Lifetime", got.Lifetime, want.Lifetime)
@@ -539,6 +543,7 @@ func testUpdate(t *testing.T, h Harness) {
 	m.Header.Set("Cache-Control", "max-age=3600")
 	m.Header.Set("X-New", "yes")
 	m.ResponseTime = m.ResponseTime.Add(time.Hour)
+	m.OriginTime = m.ResponseTime // a revalidation dates the copy anew
 	m.Lifetime = time.Hour
 	m.Tags = []string{"t3"}
 	if err := tier.Update(ctx, m); err != nil {
