@@ -261,6 +261,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, http.StatusMisdirectedRequest, nil)
 		return
 	}
+	if site.Admit != nil {
+		var ok bool
+		if w, ok = site.Admit(w, r); !ok {
+			return
+		}
+	}
 	if c.query != "" && site.Key.rewrites() {
 		c.query = rewriteQuery(c.query, &site.Key)
 	}

@@ -23,6 +23,13 @@ type Host struct {
 	// Privacy keeps what the origin meant for one user from the others.
 	// The zero value is the private-by-default policy (privacy.go).
 	Privacy Privacy
+	// Admit, when set, is asked about every request routed to this host
+	// before the cache lookup: it returns the writer to answer through
+	// (w itself, or a wrapper of it) and true, or false once it has
+	// answered the request itself (a 403 or 429), which then reaches
+	// neither the cache nor upstream. Nil admits every request. It must be
+	// safe for concurrent use; typically an access.Gate's Admit.
+	Admit func(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, bool)
 }
 
 // router finds the Host entry for a request's host name.
