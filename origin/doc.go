@@ -22,6 +22,16 @@
 // metrics (outpost_origin_up{pool,server} and counters, with a
 // prometheus.Registerer) and in one log line per change.
 //
+// A Pool whose Config has a Bucket fetches from an S3-compatible bucket
+// (bucket.go): its servers are the bucket's endpoint, virtual-hosted or
+// path-style; each request is reduced to what a bucket acts on (GET or
+// HEAD, the path, Range and the preconditions) and signed with AWS
+// Signature Version 4 by the aws-sdk-go-v2 signer with credentials from
+// the provider the caller gives (cmd gives the SDK's standard chain); the
+// bucket's 403 and 404 get a short Cache-Control (Bucket.NegativeTTL), so
+// the edge caches a missing object only briefly without knowing it came
+// from a bucket.
+//
 // A Shield is an http.RoundTripper that sends each request to the parent
 // that is its key's home by rendezvous hashing (the same hashing as the
 // Rendezvous policy), skips parents that are down, and sends requests to its

@@ -28,6 +28,7 @@ type group struct {
 	rand     func() uint64 // safe for concurrent use
 
 	rewrite  rewriter
+	bucket   *bucket           // signs requests to a bucket; nil for HTTP servers
 	fallback http.RoundTripper // a Shield's origin; nil for a Pool
 	// statusFailures makes 502, 503 and 504 responses count as failures:
 	// true for origins, false for parents, whose 5xx are their origin's.
@@ -60,6 +61,7 @@ type groupConfig struct {
 	policy         Policy
 	prefix         string
 	rewrite        rewriter
+	bucket         *bucket
 	fallback       http.RoundTripper
 	statusFailures bool
 	health         HealthCheck
@@ -101,6 +103,7 @@ func newGroup(gc groupConfig) (*group, error) {
 		policy:         gc.policy,
 		rand:           gc.rand,
 		rewrite:        gc.rewrite,
+		bucket:         gc.bucket,
 		fallback:       gc.fallback,
 		statusFailures: gc.statusFailures,
 		ejection:       gc.ejection,

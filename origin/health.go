@@ -133,6 +133,13 @@ func (g *group) check(ctx context.Context, s *server, hc HealthCheck) error {
 		req.Host = hc.Host
 	}
 	req.Header.Set("User-Agent", "outpost-health-check")
+	if g.bucket != nil {
+		// A bucket checks the object at Path, signed like any request.
+		req.Host = s.host
+		if err := g.bucket.sign(ctx, req); err != nil {
+			return err
+		}
+	}
 	resp, err := g.checkTransport.RoundTrip(req)
 	if err != nil {
 		return err

@@ -10,12 +10,14 @@ type collector struct {
 	g                                           *group
 	up, inFlight, requests, failures, ejections *prometheus.Desc
 	retries, fallbacks                          *prometheus.Desc
+	// A bucket pool's, nil for others.
+	bucketSigned, bucketCredFailures, bucketRefused, bucketNegative *prometheus.Desc
 }
 
 func newCollector(g *group) *collector {
 	pool := prometheus.Labels{"pool": g.name}
 	server := []string{"server"}
-	return &collector{
+	c := &collector{
 		g: g,
 		up: prometheus.NewDesc("outpost_origin_up",
 			"Whether the server receives traffic (1) or is down by active checks or ejected (0).", server, pool),
@@ -32,12 +34,28 @@ func newCollector(g *group) *collector {
 		fallbacks: prometheus.NewDesc("outpost_origin_fallbacks_total",
 			"Requests sent while no server was up: to the least recently failed server of a pool, or to the origin from a shield.", nil, pool),
 	}
+	if g.bucket != nil {
+		c.bucketSigned = prometheus.NewDesc("outpost_origin_bucket_signed_total",
+			"Requests to a bucket signed with AWS Signature Version 4.", nil, pool)
+		c.bucketCredFailures = prometheus.NewDesc("outpost_origin_bucket_credential_failures_total",
+			"Requests to a bucket not sent because no credentials could be had to sign them.", nil, pool)
+		c.bucketRefused = prometheus.NewDesc("outpost_origin_bucket_refused_total",
+			"Requests answered without asking the bucket: methods other than GET and HEAD (405), the bucket's root (404).", nil, pool)
+		c.bucketNegative = prometheus.NewDesc("outpost_origin_bucket_negative_total",
+			"403 and 404 responses from a bucket, given the negative TTL.", nil, pool)
+	}
+	return c
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.inFlight, c.requests, c.failures, c.ejections, c.retries, c.fallbacks} {
 		ch <- d
+	}
+	if c.g.bucket != nil {
+		for _, d := range []*prometheus.Desc{c.bucketSigned, c.bucketCredFailures, c.bucketRefused, c.bucketNegative} {
+			ch <- d
+		}
 	}
 }
 
@@ -56,4 +74,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(c.g.retries.Load()))
 	ch <- prometheus.MustNewConstMetric(c.fallbacks, prometheus.CounterValue, float64(c.g.fallbacks.Load()))
+	if b := c.g.bucket; b != nil {
+		ch <- prometheus.MustNewConstMetric(c.bucketSigned, prometheus.CounterValue, float64(b.signed.Load()))
+		ch <- prometheus.MustNewConstMetric(c.bucketCredFailures, prometheus.CounterValue, float64(b.credFailures.Load()))
+		ch <- prometheus.MustNewConstMetric(c.bucketRefused, prometheus.CounterValue, float64(b.refused.Load()))
+		ch <- prometheus.MustNewConstMetric(c.bucketNegative, prometheus.CounterValue, float64(b.negatives.Load()))
+	}
 }

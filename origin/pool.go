@@ -37,6 +37,11 @@ type Config struct {
 	TLS TLS
 	// Timeouts bound the phases of each exchange with a server.
 	Timeouts Timeouts
+	// Bucket, when set, makes the servers the endpoint of an S3-compatible
+	// bucket whose requests are signed (bucket.go). Its servers' URLs have
+	// no path, and HostHeader must be empty or HostOrigin. Nil means plain
+	// HTTP origins.
+	Bucket *Bucket
 	// MaxIdleConnsPerServer bounds the kept-alive HTTP/1.1 connections per
 	// server. Zero means 128.
 	MaxIdleConnsPerServer int
@@ -81,6 +86,29 @@ func newPool(cfg Config, random func() uint64) (*Pool, error) {
 	if !cfg.Balance.valid() {
 		return nil, fmt.Errorf("origin: balance %q: must be %s, %s or %s", cfg.Balance, RoundRobin, LeastRequests, Rendezvous)
 	}
+	var bk *bucket
+	servers := cfg.Origins
+	if cfg.Bucket != nil {
+		if cfg.HostHeader == HostClient {
+			return nil, fmt.Errorf("origin: host_header %q: a bucket is addressed by its own host name", cfg.HostHeader)
+		}
+		cfg.HostHeader = HostOrigin
+		log := cfg.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		var err error
+		if bk, err = newBucket(*cfg.Bucket, cfg.RequestHeaders.Add, log.With("pool", cfg.Name)); err != nil {
+			return nil, fmt.Errorf("origin: %w", err)
+		}
+		if !bk.pathStyle {
+			servers = make([]Server, len(cfg.Origins))
+			for i, s := range cfg.Origins {
+				s.URL, _ = bk.virtualHost(s.URL)
+				servers[i] = s
+			}
+		}
+	}
 	rw, err := newRewriter(cfg.HostHeader, cfg.RequestHeaders)
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
@@ -88,7 +116,9 @@ func newPool(cfg Config, random func() uint64) (*Pool, error) {
 	g, err := newGroup(groupConfig{
 		name:           cfg.Name,
 		field:          "origins",
-		servers:        cfg.Origins,
+		servers:        servers,
+		pathless:       bk != nil,
+		bucket:         bk,
 		policy:         cfg.Balance,
 		prefix:         cfg.PathPrefix,
 		rewrite:        rw,
@@ -130,6 +160,9 @@ func newPool(cfg Config, random func() uint64) (*Pool, error) {
 // nothing for Timeouts.IdleRead. The caller must close the body: that ends
 // the request's share of its server's load.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	if b := p.g.bucket; b != nil {
+		return b.roundTrip(req, p.g.roundTrip)
+	}
 	return p.g.roundTrip(req)
 }
 

@@ -130,6 +130,12 @@ func (g *group) attempt(req *http.Request, rb io.ReadCloser, s *server) (*http.R
 	out := req.WithContext(ctx)
 	out.Body = rb
 	g.rewrite.apply(out, req, s)
+	if g.bucket != nil {
+		if err := g.bucket.sign(ctx, out); err != nil {
+			cancel(nil)
+			return nil, &Error{Server: s.name, Err: err} // not the server's failure
+		}
+	}
 	s.requests.Add(1)
 	s.inflight.Add(1)
 	resp, err := g.transport.RoundTrip(out)
