@@ -121,6 +121,13 @@ type hostConfig struct {
 	TLS        tlsConfig      `yaml:"tls"`
 	Timeouts   timeoutsConfig `yaml:"timeouts"`
 	Privacy    privacyConfig  `yaml:"privacy"`
+	// Bucket makes the origins an S3-compatible bucket's endpoint; the
+	// access blocks are the host's signed URLs, hotlink rules and rate
+	// limits (extensions of the DESIGN file format; see access.go).
+	Bucket     *bucketConfig     `yaml:"bucket"`
+	SignedURLs *signedURLsConfig `yaml:"signed_urls"`
+	Hotlink    *hotlinkConfig    `yaml:"hotlink"`
+	RateLimit  *rateLimitConfig  `yaml:"rate_limit"`
 }
 
 // privacyConfig is a host's privacy policy (an extension of the DESIGN file

@@ -25,6 +25,7 @@ const usage = `Usage:
                 [--memory SIZE] [--cache-dir DIR] [--disk SIZE] [--name NAME] [--log-format text|json]
   outpost purge [--admin URL] [--soft] (--url URL | --prefix URL | --tag TAG | --host HOST | --all)...
   outpost warm  [--admin URL] (URL... | --file FILE)
+  outpost sign  URL [--ttl 1h] [--prefix P] [--ip ADDR] [--key-file FILE | --config FILE]
   outpost demo  [--listen ADDR]
   outpost version
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdPurge(ctx, args[1:], stdout, stderr)
 	case "warm":
 		return cmdWarm(ctx, args[1:], stdout, stderr)
+	case "sign":
+		return cmdSign(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

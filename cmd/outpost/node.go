@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/outpost-cdn/outpost/access"
 	"github.com/outpost-cdn/outpost/edge"
 	"github.com/outpost-cdn/outpost/origin"
 	"github.com/outpost-cdn/outpost/purge"
@@ -43,6 +44,8 @@ type node struct {
 	edge     *edge.Handler
 	warmer   *warmer
 	pools    []namedPool
+	access   *access.Metrics
+	gates    []*access.Gate // each host entry's access rules, in order (a reload stores new Policies)
 	public   *http.Server
 	admin    *http.Server
 	publicLn net.Listener
@@ -72,6 +75,9 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		return nil, err
 	}
 	n.registerStorageGauges()
+	if n.access, err = access.NewMetrics(n.reg); err != nil {
+		return nil, err
+	}
 	hosts, err := n.buildHosts()
 	if err != nil {
 		return nil, err
@@ -218,15 +224,26 @@ func (n *node) buildHosts() ([]edge.Host, error) {
 		if err != nil {
 			return nil, err
 		}
+		if hs.bucket != nil {
+			if cfg.Bucket, err = bucketOrigin(hs.bucket); err != nil {
+				return nil, fmt.Errorf("hosts[%d]: %w", i, err)
+			}
+		}
 		rt, err := n.upstream(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("hosts[%d]: %w", i, err)
 		}
+		gate, ignore, err := n.hostAccess(&hs)
+		if err != nil {
+			return nil, fmt.Errorf("hosts[%d]: %w", i, err)
+		}
+		n.gates = append(n.gates, gate)
 		hosts = append(hosts, edge.Host{
 			Names:     hs.names,
 			Transport: rt,
-			Key:       edge.KeyConfig{SortQuery: hs.sortQuery, IgnoreQuery: hs.ignoreQuery},
+			Key:       edge.KeyConfig{SortQuery: hs.sortQuery, IgnoreQuery: ignore},
 			Privacy:   n.hostPrivacy(&hs),
+			Admit:     gate.Admit,
 		})
 	}
 	if len(n.s.origins) > 0 {
@@ -234,7 +251,9 @@ func (n *node) buildHosts() ([]edge.Host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--origin: %w", err)
 		}
-		hosts = append(hosts, edge.Host{Transport: rt, Privacy: n.hostPrivacy(&hostSettings{})})
+		gate := access.NewGate(nil) // no rules, but a reload may add some
+		n.gates = append(n.gates, gate)
+		hosts = append(hosts, edge.Host{Transport: rt, Privacy: n.hostPrivacy(&hostSettings{}), Admit: gate.Admit})
 	}
 	return hosts, nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outpost-cdn/outpost/access"
 	"github.com/outpost-cdn/outpost/edge"
 )
 
@@ -68,6 +69,8 @@ type hostSettings struct {
 	insecure    bool
 	timeouts    timeoutSettings
 	privacy     privacySettings
+	bucket      *bucketSettings // nil: HTTP origins
+	access      access.Config   // signed URLs, hotlink rules, rate limits (access.go)
 }
 
 // privacySettings is a host's privacy block, resolved.
@@ -440,10 +443,24 @@ func resolveHost(i int, h *hostConfig) (hostSettings, error) {
 		}
 		hs.names = append(hs.names, name)
 	}
-	if len(h.Origins) == 0 {
+	origins := h.Origins
+	if h.Bucket != nil {
+		var err error
+		if hs.bucket, err = resolveBucket(field, h.Bucket); err != nil {
+			return hs, err
+		}
+		if h.HostHeader.V == "client" {
+			return hs, badField(field("host_header"), h.HostHeader.Line, "client: a bucket is addressed by its own host name (leave host_header out)")
+		}
+		if len(origins) == 0 {
+			// AWS S3's own endpoint for the bucket's region.
+			origins = []originEntry{{URL: at[string]{V: defaultEndpoint(hs.bucket.region), Line: h.Bucket.Line}}}
+		}
+	}
+	if len(origins) == 0 {
 		return hs, badField(field("origins"), h.Line, "no origins for this host")
 	}
-	for j, o := range h.Origins {
+	for j, o := range origins {
 		u, err := urlField(fmt.Sprintf("hosts[%d].origins[%d]", i, j), o.URL)
 		if err != nil {
 			return hs, err
@@ -497,6 +514,9 @@ func resolveHost(i int, h *hostConfig) (hostSettings, error) {
 		}
 	}
 	if hs.privacy, err = resolvePrivacy(field("privacy"), &h.Privacy); err != nil {
+		return hs, err
+	}
+	if hs.access, err = resolveAccess(field, h); err != nil {
 		return hs, err
 	}
 	hs.addHeaders, hs.delHeaders = h.Headers.Add, h.Headers.Remove
