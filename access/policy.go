@@ -38,7 +38,7 @@ type Policy struct {
 	hotlink *hotlink  // nil: off
 	limits  *limiter  // nil: off
 	trusted []netip.Prefix
-	now     func() time.Time
+	now     func() time.Time // nil: the time the request is admitted at
 	m       hostMetrics
 }
 
@@ -49,9 +49,6 @@ func New(cfg Config) (*Policy, error) {
 		cfg.Host = "*"
 	}
 	p := &Policy{host: cfg.Host, now: cfg.Now, trusted: append([]netip.Prefix(nil), cfg.TrustedProxies...)}
-	if p.now == nil {
-		p.now = time.Now
-	}
 	var err error
 	if len(cfg.SignedURLs.Keys) > 0 {
 		if p.signed, err = newVerifier(cfg.SignedURLs); err != nil {
@@ -109,9 +106,13 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request) (http.ResponseWri
 		}
 		return client
 	}
+	var now time.Time // read once: the clock is not free on every machine
+	if p.limits != nil || p.signed != nil {
+		now = time.Now()
+	}
 	var b buckets
 	if p.limits != nil {
-		reason, retry, bk := p.limits.admit(time.Now(), clientAddr())
+		reason, retry, bk := p.limits.admit(now, clientAddr())
 		if reason != "" {
 			p.m.rateDenied[reason].Inc()
 			tooMany(w, retry)
@@ -131,7 +132,10 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request) (http.ResponseWri
 	if p.signed != nil {
 		path := r.URL.EscapedPath()
 		if p.signed.protects(path) {
-			if reason := p.signed.verify(path, r.URL.RawQuery, p.now(), clientAddr); reason != "" {
+			if p.now != nil {
+				now = p.now()
+			}
+			if reason := p.signed.verify(path, r.URL.RawQuery, now, clientAddr); reason != "" {
 				p.m.signedDenied[reason].Inc()
 				forbid(w)
 				return w, false

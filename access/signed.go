@@ -149,6 +149,60 @@ const (
 type verifier struct {
 	keys  []*macPool
 	paths []string
+	msgs  sync.Pool // *[]byte: the string to sign of one check
+	seen  tokenCache
+}
+
+// tokenCache remembers the tokens verified lately: for each string to sign,
+// the signature one of the keys made for it. A URL fetched again (the
+// ranges of a video, the segments under one prefix token) then costs a map
+// lookup and a constant-time comparison instead of an HMAC. Expiry and the
+// client binding are checked on every request all the same; a forged
+// signature is never remembered. Bounded: a full cache forgets an arbitrary
+// entry.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// tokenCacheSize bounds a host's tokenCache: at about 150 bytes an entry,
+// 600 KiB.
+const tokenCacheSize = 4096
+
+func (tc *tokenCache) has(msg []byte, sig string) bool {
+	tc.mu.Lock()
+	good, ok := tc.m[string(msg)]
+	tc.mu.Unlock()
+	return ok && constantTimeEqual(good, sig)
+}
+
+func (tc *tokenCache) add(msg []byte, sig string) {
+	k, v := string(msg), strings.Clone(sig)
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.m == nil {
+		tc.m = make(map[string]string)
+	}
+	if len(tc.m) >= tokenCacheSize {
+		for old := range tc.m {
+			delete(tc.m, old)
+			break
+		}
+	}
+	tc.m[k] = v
+}
+
+// constantTimeEqual compares two strings in time that depends on their
+// length only (crypto/subtle's rule), without converting them to []byte.
+func constantTimeEqual(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var diff byte
+	for i := 0; i < len(a); i++ {
+		diff |= a[i] ^ b[i]
+	}
+	return diff == 0
 }
 
 // macPool reuses keyed HMAC states and the buffers of one verification, so
@@ -157,7 +211,6 @@ type macPool struct{ pool sync.Pool }
 
 type macState struct {
 	mac hash.Hash
-	msg []byte
 	sum [sha256.Size]byte
 	enc [44]byte // base64url of 32 bytes is 43 characters
 }
@@ -173,9 +226,10 @@ func newVerifier(cfg SignedURLs) (*verifier, error) {
 		}
 		key := append([]byte(nil), k...)
 		v.keys = append(v.keys, &macPool{pool: sync.Pool{New: func() any {
-			return &macState{mac: hmac.New(sha256.New, key), msg: make([]byte, 0, 256)}
+			return &macState{mac: hmac.New(sha256.New, key)}
 		}}})
 	}
+	v.msgs.New = func() any { b := make([]byte, 0, 256); return &b }
 	for i, p := range cfg.Paths {
 		if !strings.HasPrefix(p, "/") {
 			return nil, fmt.Errorf("signed_urls: paths[%d]: %q must start with /", i, p)
@@ -251,28 +305,34 @@ func (v *verifier) verify(path, rawQuery string, now time.Time, client func() ne
 			return reasonIP
 		}
 	}
+	if len(tf.sig) != base64.RawURLEncoding.EncodedLen(sha256.Size) {
+		return reasonInvalid
+	}
+	bp := v.msgs.Get().(*[]byte)
+	defer v.msgs.Put(bp)
+	msg := append((*bp)[:0], tf.exp...)
+	msg = append(msg, '\n')
+	msg = append(msg, scopeKind...)
+	msg = append(msg, scope...)
+	msg = append(msg, '\n')
+	msg = append(msg, tf.ip...)
+	*bp = msg
+	if v.seen.has(msg, tf.sig) {
+		return ""
+	}
 	for _, kp := range v.keys {
-		if kp.check(tf.exp, scopeKind, scope, tf.ip, tf.sig) {
+		if kp.check(msg, tf.sig) {
+			v.seen.add(msg, tf.sig)
 			return ""
 		}
 	}
 	return reasonInvalid
 }
 
-// check reports whether sig is the signature of the fields under this key.
-func (kp *macPool) check(exp, scopeKind, scope, ip, sig string) bool {
-	if len(sig) != base64.RawURLEncoding.EncodedLen(sha256.Size) {
-		return false
-	}
+// check reports whether sig is the signature of msg under this key.
+func (kp *macPool) check(msg []byte, sig string) bool {
 	st := kp.pool.Get().(*macState)
 	defer kp.pool.Put(st)
-	msg := append(st.msg[:0], exp...)
-	msg = append(msg, '\n')
-	msg = append(msg, scopeKind...)
-	msg = append(msg, scope...)
-	msg = append(msg, '\n')
-	msg = append(msg, ip...)
-	st.msg = msg[:0]
 	st.mac.Reset()
 	st.mac.Write(msg)
 	sum := st.mac.Sum(st.sum[:0])

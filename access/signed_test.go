@@ -144,6 +144,30 @@ func TestSignedURLs(t *testing.T) {
 	}
 }
 
+// TestTokenCacheRemembersOnlyGoodSignatures: a URL verified once passes
+// from the cache, but a forged signature for the same string to sign does
+// not, nor does the remembered URL once expired.
+func TestTokenCacheRemembersOnlyGoodSignatures(t *testing.T) {
+	now := time.Unix(vectorExp-60, 0)
+	p, err := New(Config{
+		SignedURLs: SignedURLs{Keys: [][]byte{[]byte(vectorKey)}},
+		Now:        func() time.Time { return now },
+	})
+	require.NoError(t, err)
+	admit := func(u string) bool {
+		_, ok := p.Admit(httptest.NewRecorder(), signedRequest(u, "203.0.113.7"))
+		return ok
+	}
+	forged := strings.Replace(vectorURL, "sig=t_", "sig=u_", 1)
+	assert.False(t, admit(forged), "forged, before the good one is seen")
+	assert.True(t, admit(vectorURL))
+	assert.Equal(t, 1, len(p.signed.seen.m))
+	assert.True(t, admit(vectorURL), "from the cache")
+	assert.False(t, admit(forged), "forged, with the good one cached")
+	now = time.Unix(vectorExp+1, 0)
+	assert.False(t, admit(vectorURL), "cached, but expired")
+}
+
 func TestSignedURLVectorVerifies(t *testing.T) {
 	p, err := New(Config{
 		SignedURLs: SignedURLs{Keys: [][]byte{[]byte(vectorKey)}},

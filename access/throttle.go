@@ -45,7 +45,7 @@ func (p *pacedWriter) Write(b []byte) (int, error) {
 
 // wait blocks until every bucket has k bytes for this response.
 func (p *pacedWriter) wait(k int) error {
-	start := time.Time{}
+	var now, start time.Time
 	for _, lim := range [...]*rate.Limiter{p.b.client, p.b.prefix, p.ownFor(k)} {
 		if lim == nil {
 			continue
@@ -54,11 +54,14 @@ func (p *pacedWriter) wait(k int) error {
 		if lim == p.own {
 			n = int(min(int64(k), p.written+int64(k)-p.after))
 		}
-		if lim.AllowN(time.Now(), n) {
+		if now.IsZero() {
+			now = time.Now() // once for the buckets that have the bytes now
+		}
+		if start.IsZero() && lim.AllowN(now, n) {
 			continue
 		}
 		if start.IsZero() {
-			start = time.Now()
+			start = now
 		}
 		if err := lim.WaitN(p.ctx, n); err != nil {
 			return err
