@@ -78,7 +78,7 @@ type fakeS3 struct {
 	auth    string
 }
 
-func newFakeS3(t *testing.T, bucket string) *fakeS3 {
+func newFakeS3(t testing.TB, bucket string) *fakeS3 {
 	t.Helper()
 	f := &fakeS3{backend: s3mem.New()}
 	require.NoError(t, f.backend.CreateBucket(bucket))
@@ -305,4 +305,20 @@ hosts:
 			assert.True(t, admitted(u), "the host accepts %s", u)
 		})
 	}
+}
+
+// TestREADMESigningVector: the test vector the README gives application
+// developers is what Outpost computes.
+func TestREADMESigningVector(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	key := []byte("outpost-example-key-2026")
+	exp := time.Unix(1798761600, 0)
+	for _, tok := range []access.Token{{Expires: exp}, {Expires: exp, Prefix: "/videos/", IP: "203.0.113.7"}} {
+		u, err := access.Sign("https://media.example.com/videos/intro.mp4", key, tok)
+		require.NoError(t, err)
+		_, sig, _ := strings.Cut(u, "sig=")
+		assert.Contains(t, string(readme), "sig="+sig, "the README's vector for %+v", tok)
+	}
+	assert.Contains(t, string(readme), "https://media.example.com/videos/intro.mp4?exp=1798761600&prefix=/videos/&ip=203.0.113.7&sig=")
 }
