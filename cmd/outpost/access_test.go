@@ -125,7 +125,7 @@ func TestBucketHost(t *testing.T) {
 		require.NoError(t, err)
 	}
 	put("films/intro.mp4", "intro film", map[string]string{"Cache-Control": "max-age=300"})
-	put("films/live.m3u8", "playlist", map[string]string{"Cache-Control": "max-age=0"})
+	put("films/trailer.mp4", "trailer", map[string]string{"Cache-Control": "max-age=0"})
 	tn := startConfigNode(t, fmt.Sprintf(`
 hosts:
   - names: [media.example]
@@ -144,9 +144,9 @@ hosts:
 	assert.Equal(t, 1, s3.count())
 
 	for i, want := range []string{"fwd=miss", "fwd=stale; fwd-status=304"} {
-		resp, body = fetch(t, tn.url+"/films/live.m3u8", "Host", "media.example")
+		resp, body = fetch(t, tn.url+"/films/trailer.mp4", "Host", "media.example")
 		assert.Equal(t, http.StatusOK, resp.StatusCode, "request %d", i)
-		assert.Equal(t, "playlist", body, "request %d", i)
+		assert.Equal(t, "trailer", body, "request %d", i)
 		assert.Contains(t, resp.Header.Get("Cache-Status"), want, "request %d", i)
 	}
 	assert.Equal(t, 3, s3.count())
@@ -177,6 +177,7 @@ func signKey(t *testing.T, key string) string {
 func TestSignedURLHost(t *testing.T) {
 	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=300")
+		w.Header().Set("Content-Type", "video/mp4")
 		io.WriteString(w, "premium "+r.URL.RawQuery)
 	})
 	key := "a-signing-key-for-the-test"
@@ -223,6 +224,7 @@ hosts:
 func TestRateLimitAndHotlinkHost(t *testing.T) {
 	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=300")
+		w.Header().Set("Content-Type", "image/jpeg")
 		io.WriteString(w, "image")
 	})
 	tn := startConfigNode(t, fmt.Sprintf(`
