@@ -134,10 +134,14 @@ func TestBandwidthBacklogIs429(t *testing.T) {
 		// Three responses in parallel queue far more than a second's worth.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
+		var writers []http.ResponseWriter
 		for range 3 {
 			r := signedRequest("http://h/big", "192.0.2.1").WithContext(ctx)
 			w, ok := p.Admit(newSink(), r)
-			require.True(t, ok)
+			require.True(t, ok, "nothing is queued yet")
+			writers = append(writers, w)
+		}
+		for _, w := range writers {
 			go w.Write(make([]byte, 64<<10))
 		}
 		synctest.Wait() // every writer is now waiting for its bucket
