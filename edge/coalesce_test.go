@@ -217,8 +217,9 @@ func TestUnshareableReleasesWaitersAtOnce(t *testing.T) {
 	}
 	assert.Len(t, seen, clients)
 	// Serially this would take clients*delay = 20 s; released at once it
-	// takes about 2*delay. The bound is generous for a loaded machine.
-	assert.Less(t, elapsed, 10*delay, "100 waiters on a private response took %v", elapsed)
+	// takes about 2*delay. The bound, half the serial time, is generous for a
+	// loaded machine and still fails a queue.
+	assert.Less(t, elapsed, clients*delay/2, "100 waiters on a private response took %v", elapsed)
 }
 
 // TestTruncatedBodyIsAnErrorAndNotStored: an origin body cut short reaches
