@@ -95,7 +95,7 @@ func peerAddr(remoteAddr string) netip.Addr {
 // fields from the connection r arrived on.
 func (h *Handler) sanitizeUpstream(hdr http.Header, r *http.Request, c *canonical) {
 	var p *Privacy
-	if site := h.router.route(c.host[:c.hostLen]); site != nil {
+	if site := h.route(c.host[:c.hostLen]); site != nil {
 		p = &site.Privacy
 	}
 	for k := range hdr {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-cdn/outpost/internal/httpurl"
@@ -123,7 +124,7 @@ type Bans interface {
 type Handler struct {
 	cfg     Config
 	store   storage.Tier
-	router  *router
+	routes  atomic.Pointer[router] // replaced whole by SetHosts (reload.go)
 	log     *slog.Logger
 	metrics *metrics
 	comp    *compressor
@@ -141,13 +142,16 @@ type Handler struct {
 	fills  sync.WaitGroup
 }
 
+// errNoHosts is New's and SetHosts's error for an empty set of hosts.
+var errNoHosts = errors.New("edge: no hosts (give a catch-all entry or named ones)")
+
 // New returns a Handler for cfg, or an error naming the invalid field.
 func New(cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("edge: Store is required")
 	}
 	if len(cfg.Hosts) == 0 {
-		return nil, errors.New("edge: no hosts (give a catch-all entry or named ones)")
+		return nil, errNoHosts
 	}
 	if cfg.Name == "" {
 		cfg.Name = "outpost"
@@ -194,9 +198,10 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		cfg: cfg, store: cfg.Store, router: rt, log: cfg.Logger, now: cfg.Now, comp: comp,
+		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, comp: comp,
 		misses: newMissMarks(100_000), noSlice: newMissMarks(100_000),
 	}
+	h.routes.Store(rt)
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -255,7 +260,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, http.StatusBadRequest, nil)
 		return
 	}
-	site := h.router.route(c.host[:c.hostLen])
+	site := h.route(c.host[:c.hostLen])
 	if site == nil {
 		// Never an open proxy (DESIGN: unknown hosts get 421).
 		h.writeError(w, http.StatusMisdirectedRequest, nil)
@@ -638,7 +643,7 @@ func (h *Handler) CanonicalURL(raw string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("edge: %q: %w", raw, err)
 	}
-	if site := h.router.route(c.host[:c.hostLen]); site != nil && c.query != "" && site.Key.rewrites() {
+	if site := h.route(c.host[:c.hostLen]); site != nil && c.query != "" && site.Key.rewrites() {
 		c.query = rewriteQuery(c.query, &site.Key)
 	}
 	return c.String(), nil
