@@ -298,8 +298,7 @@ func cmpOr(v, def string) string {
 
 // hostAccess builds the Gate of host entry i from its settings, and the
 // cache key's ignored parameters with the token's added when signed URLs
-// are on. A reload rebuilds the Policy the same way and stores it in the
-// Gate (node.gates[i]).
+// are on. A reload builds the Gates anew with the host set (reload.go).
 func (n *node) hostAccess(hs *hostSettings) (*access.Gate, []string, error) {
 	p, err := n.accessPolicy(hs)
 	if err != nil {

@@ -51,6 +51,9 @@ type fileConfig struct {
 	TrustedProxies []at[string] `yaml:"trusted_proxies"`
 	// Compression configures compression on the fly: "off", or options.
 	Compression compressionConfig `yaml:"compression"`
+	// HTTP3 serves HTTP/3 beside HTTPS when TLS is configured; unset
+	// means true.
+	HTTP3 at[bool] `yaml:"http3"`
 }
 
 // compressionConfig is `compression: off` (or on), or a mapping of options.
@@ -81,6 +84,13 @@ func (c *compressionConfig) UnmarshalYAML(n *yaml.Node) error {
 }
 
 type listenerTLS struct {
+	Cert at[string] `yaml:"cert"`
+	Key  at[string] `yaml:"key"`
+	// Certificates are more pairs, offered after cert and key.
+	Certificates []certPair `yaml:"certificates"`
+}
+
+type certPair struct {
 	Cert at[string] `yaml:"cert"`
 	Key  at[string] `yaml:"key"`
 }
@@ -232,6 +242,11 @@ type cacheConfig struct {
 type logConfig struct {
 	Format at[string] `yaml:"format"`
 	Access at[bool]   `yaml:"access"`
+	// AccessFile is where the access log goes (reopened on SIGUSR1);
+	// empty: with the other logs, on standard error.
+	AccessFile at[string] `yaml:"access_file"`
+	// AccessFormat is text, json or combined; empty: log.format.
+	AccessFormat at[string] `yaml:"access_format"`
 }
 
 type purgeBus struct {

@@ -26,6 +26,7 @@ const usage = `Usage:
   outpost purge [--admin URL] [--soft] (--url URL | --prefix URL | --tag TAG | --host HOST | --all)...
   outpost warm  [--admin URL] (URL... | --file FILE)
   outpost sign  URL [--ttl 1h] [--prefix P] [--ip ADDR] [--key-file FILE | --config FILE]
+  outpost check [--config FILE] [serve's flags]
   outpost demo  [--listen ADDR]
   outpost version
 
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdWarm(ctx, args[1:], stdout, stderr)
 	case "sign":
 		return cmdSign(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
@@ -82,6 +85,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "outpost serve: %v\n", err)
 		return exitFor(err)
 	}
+	n.ops.resolve = f.resolve     // reloads read the same flags and file again
+	defer handleSignals(ctx, n)() // SIGHUP reloads, SIGUSR1 reopens the access log (signals.go)
 	gcCtx, stopGC := context.WithCancel(context.Background())
 	gcDone := startGCTuner(gcCtx, s.memory)
 	defer func() { stopGC(); <-gcDone }()

@@ -29,10 +29,9 @@ import (
 // and the public and admin listeners, wired from settings. Only cmd builds
 // one.
 type node struct {
-	s     *settings
-	log   *slog.Logger
-	reg   *prometheus.Registry
-	token string
+	s   *settings
+	log *slog.Logger
+	reg *prometheus.Registry
 
 	mem      *storage.Memory
 	disk     *storage.Disk // nil without --cache-dir
@@ -43,9 +42,7 @@ type node struct {
 	purgeAPI *purge.Handler
 	edge     *edge.Handler
 	warmer   *warmer
-	pools    []namedPool
 	access   *access.Metrics
-	gates    []*access.Gate // each host entry's access rules, in order (a reload stores new Policies)
 	public   *http.Server
 	admin    *http.Server
 	publicLn net.Listener
@@ -56,6 +53,8 @@ type node struct {
 	busLate  atomic.Bool // logged: ready without the bus's replay
 	draining atomic.Bool
 	closers  []func() error // run in reverse order at the end
+
+	ops ops // what changes while running and what shows it: reload, status, logs, HTTP/3 (ops.go)
 }
 
 // newNode builds a node and binds its listeners, so a bad address fails
@@ -67,9 +66,11 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 			n.close() // n, not the nil every error path returns
 		}
 	}()
-	if n.token, err = s.adminToken(); err != nil {
+	token, err := s.adminToken()
+	if err != nil {
 		return nil, err
 	}
+	n.ops.token.Store(&token)
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := n.buildStorage(); err != nil {
 		return nil, err
@@ -78,10 +79,12 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 	if n.access, err = access.NewMetrics(n.reg); err != nil {
 		return nil, err
 	}
-	hosts, err := n.buildHosts()
+	hosts, err := n.buildHosts(s)
 	if err != nil {
 		return nil, err
 	}
+	n.ops.hosts.Store(hosts) // replaced by reloads (reload.go)
+	n.closers = append(n.closers, n.closeHosts)
 
 	// The purge index canonicalises URLs as the edge does; the edge asks
 	// the index about every object it looks up. Canonicalize is only called
@@ -122,7 +125,7 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 	eh, err = edge.New(edge.Config{
 		Name:                 s.name,
 		Store:                n.store,
-		Hosts:                hosts,
+		Hosts:                hosts.hosts,
 		Bans:                 nodeBans{Index: n.bans, n: n},
 		Tags:                 purge.ParseTags,
 		Logger:               log,
@@ -155,8 +158,8 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 	} else {
 		public = refusePurge(public)
 	}
-	if s.accessLog {
-		public = accessLog(log, public)
+	if public, err = n.observe(public); err != nil { // status page, access log (ops.go)
+		return nil, err
 	}
 	n.public = &http.Server{
 		Handler:           public,
@@ -167,6 +170,9 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 	}
 	if s.tlsCert != nil {
 		n.public.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}, MinVersion: tls.VersionTLS12}
+		if err := n.setupTLS(); err != nil { // certificates by SNI, reloaded; HTTP/3 (certs.go, http3.go)
+			return nil, err
+		}
 	}
 	n.admin = &http.Server{
 		Handler:           n.adminMux(),
@@ -183,6 +189,11 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 	if n.adminLn, err = net.Listen("tcp", s.admin); err != nil {
 		n.publicLn.Close()
 		return nil, fmt.Errorf("admin: %w", err)
+	}
+	if err := n.bindHTTP3(); err != nil { // the public port, over UDP (http3.go)
+		n.publicLn.Close()
+		n.adminLn.Close()
+		return nil, err
 	}
 	return n, nil
 }
@@ -214,12 +225,17 @@ func (n *node) buildStorage() error {
 	return nil
 }
 
-// buildHosts makes one origin pool per host entry, plus the catch-all
+// buildHosts makes one origin pool per host entry of s, plus the catch-all
 // pool of --origin; with parents, each pool is reached through the shield
-// tier.
-func (n *node) buildHosts() ([]edge.Host, error) {
-	var hosts []edge.Host
-	for i, hs := range n.s.hosts {
+// tier. A reload builds a new set beside the running one (reload.go).
+func (n *node) buildHosts(s *settings) (_ *hostSet, err error) {
+	set := newHostSet(n)
+	defer func() {
+		if err != nil {
+			set.close()
+		}
+	}()
+	for i, hs := range s.hosts {
 		cfg, err := n.poolConfig(i, &hs)
 		if err != nil {
 			return nil, err
@@ -229,7 +245,7 @@ func (n *node) buildHosts() ([]edge.Host, error) {
 				return nil, fmt.Errorf("hosts[%d]: %w", i, err)
 			}
 		}
-		rt, err := n.upstream(cfg)
+		rt, err := n.upstream(s, set, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("hosts[%d]: %w", i, err)
 		}
@@ -237,25 +253,25 @@ func (n *node) buildHosts() ([]edge.Host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("hosts[%d]: %w", i, err)
 		}
-		n.gates = append(n.gates, gate)
-		hosts = append(hosts, edge.Host{
+		set.gates = append(set.gates, gate)
+		set.hosts = append(set.hosts, edge.Host{
 			Names:     hs.names,
 			Transport: rt,
 			Key:       edge.KeyConfig{SortQuery: hs.sortQuery, IgnoreQuery: ignore},
-			Privacy:   n.hostPrivacy(&hs),
+			Privacy:   s.hostPrivacy(&hs),
 			Admit:     gate.Admit,
 		})
 	}
-	if len(n.s.origins) > 0 {
-		rt, err := n.upstream(origin.Config{Name: "default", Origins: servers(n.s.origins, nil)})
+	if len(s.origins) > 0 {
+		rt, err := n.upstream(s, set, origin.Config{Name: "default", Origins: servers(s.origins, nil)})
 		if err != nil {
 			return nil, fmt.Errorf("--origin: %w", err)
 		}
-		gate := access.NewGate(nil) // no rules, but a reload may add some
-		n.gates = append(n.gates, gate)
-		hosts = append(hosts, edge.Host{Transport: rt, Privacy: n.hostPrivacy(&hostSettings{}), Admit: gate.Admit})
+		gate := access.NewGate(nil) // no rules
+		set.gates = append(set.gates, gate)
+		set.hosts = append(set.hosts, edge.Host{Transport: rt, Privacy: s.hostPrivacy(&hostSettings{}), Admit: gate.Admit})
 	}
-	return hosts, nil
+	return set, nil
 }
 
 // hostPrivacy is a host entry's privacy policy: its privacy block, the
@@ -263,7 +279,7 @@ func (n *node) buildHosts() ([]edge.Host, error) {
 // by the edge itself when request_headers.remove names it, so that no tier
 // (a shield included) sees it and responses to such requests are judged
 // like any other.
-func (n *node) hostPrivacy(hs *hostSettings) edge.Privacy {
+func (s *settings) hostPrivacy(hs *hostSettings) edge.Privacy {
 	p := edge.Privacy{
 		HeuristicWithCookie: hs.privacy.cookieHeuristic,
 		StoreTypeMismatch:   hs.privacy.storeTypeMismatch,
@@ -271,7 +287,7 @@ func (n *node) hostPrivacy(hs *hostSettings) edge.Privacy {
 	}
 	sc := hs.privacy.setCookie
 	if sc == "" {
-		sc = n.s.cache.setCookie
+		sc = s.cache.setCookie
 	}
 	if sc == "strip" {
 		p.SetCookie = edge.SetCookieStrip
@@ -313,34 +329,34 @@ func (n *node) poolConfig(i int, hs *hostSettings) (origin.Config, error) {
 	return cfg, nil
 }
 
-// upstream builds the pool for cfg and, when the node has parents, the
-// shield in front of it.
-func (n *node) upstream(cfg origin.Config) (http.RoundTripper, error) {
-	cfg.Logger, cfg.Registerer = n.log, n.reg
+// upstream builds the pool for cfg and, when s has parents, the shield in
+// front of it, into set, whose registry takes their metrics.
+func (n *node) upstream(s *settings, set *hostSet, cfg origin.Config) (http.RoundTripper, error) {
+	cfg.Logger, cfg.Registerer = n.log, set.reg
 	pool, err := origin.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	n.closers = append(n.closers, pool.Close)
-	n.pools = append(n.pools, namedPool{cfg.Name, pool})
-	if len(n.s.parents) == 0 {
-		return pool, nil
+	set.closers = append(set.closers, pool.Close)
+	set.pools = append(set.pools, namedPool{cfg.Name, pool})
+	if len(s.parents) == 0 {
+		return set.meter(pool), nil
 	}
 	shield, err := origin.NewShield(origin.ShieldConfig{
 		Config: origin.Config{
 			Name:       "shield:" + cfg.Name,
-			Origins:    servers(n.s.parents, nil),
-			Health:     healthCheck(&n.s.parentHealth),
+			Origins:    servers(s.parents, nil),
+			Health:     healthCheck(&s.parentHealth),
 			Logger:     n.log,
-			Registerer: n.reg,
+			Registerer: set.reg,
 		},
 		Origin: pool,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("parents: %w", err)
 	}
-	n.closers = append(n.closers, shield.Close)
-	return shield, nil
+	set.closers = append(set.closers, shield.Close)
+	return set.meter(shield), nil
 }
 
 // namedPool is a pool with the name it has in metrics, for the status page.
@@ -373,15 +389,12 @@ func (n *node) adminMux() http.Handler {
 	guarded := http.NewServeMux()
 	guarded.Handle("/purge", n.purgeAPI)
 	guarded.Handle("/warm", n.warmer)
-	guarded.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
-	guarded.HandleFunc("GET /status", n.status)
+	guarded.Handle("GET /metrics", promhttp.HandlerFor(n.gatherer(), promhttp.HandlerOpts{Registry: n.reg}))
+	n.opsRoutes(guarded)                                 // GET /status, /status.json, POST /reload (ops.go)
 	guarded.HandleFunc("GET /debug/pprof/", pprof.Index) // profiles, for operators chasing CPU or memory
 	guarded.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	guarded.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	var rest http.Handler = guarded
-	if n.token != "" {
-		rest = purge.RequireToken(n.token, guarded)
-	}
+	rest := n.requireToken(guarded, false) // the token of the last reload
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
@@ -478,6 +491,7 @@ func (n *node) run(ctx context.Context) error {
 	go func() { errc <- ignoreClosed(n.admin.Serve(n.adminLn)) }()
 	n.started = time.Now()
 	n.ready.Store(true)
+	n.startOps() // sampler, certificate watcher, HTTP/3 (ops.go)
 	n.log.Info("serving", "listen", n.publicAddr(), "tls", useTLS, "admin", n.adminAddr(), "name", n.s.name)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	sweepDone := make(chan struct{})
@@ -507,6 +521,7 @@ func (n *node) run(ctx context.Context) error {
 		n.log.Warn("drain timed out; closing connections", "err", serr)
 		n.public.Close()
 	}
+	n.stopOps(dctx)
 	actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer acancel()
 	n.admin.Shutdown(actx)

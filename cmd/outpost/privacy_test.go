@@ -78,10 +78,9 @@ func TestPrivacyConfig(t *testing.T) {
 			require.NoError(t, f.fs.Parse([]string{"--config", writeFile(t, "outpost.yaml", tt.giveYAML)}))
 			s, err := f.resolve()
 			require.NoError(t, err)
-			n := &node{s: s}
 			var got []edge.Privacy
 			for i := range s.hosts {
-				got = append(got, n.hostPrivacy(&s.hosts[i]))
+				got = append(got, s.hostPrivacy(&s.hosts[i]))
 			}
 			assert.Equal(t, tt.wantHosts, got)
 			assert.Equal(t, tt.wantTrusted, s.trustedProxies)

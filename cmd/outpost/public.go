@@ -12,7 +12,7 @@ import (
 // only with the admin token. "Outpost-Soft-Purge: 1" makes it soft. The
 // answer is the admin API's (purge.Handler.ServeRequest).
 func (n *node) purgeMethod(next http.Handler) http.Handler {
-	purgeOne := purge.RequireToken(n.token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	purgeOne := n.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme := "http"
 		if r.TLS != nil {
 			scheme = "https"
@@ -21,7 +21,7 @@ func (n *node) purgeMethod(next http.Handler) http.Handler {
 			URLs: []string{scheme + "://" + r.Host + r.URL.RequestURI()},
 			Soft: r.Header.Get("Outpost-Soft-Purge") == "1",
 		})
-	}))
+	}), true)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == "PURGE" {
 			purgeOne.ServeHTTP(w, r)

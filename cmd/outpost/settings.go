@@ -36,11 +36,15 @@ type settings struct {
 	busStream    string
 	busReadyWait time.Duration    // purge_bus.ready_timeout; 0: wait for the replay
 	tlsCert      *tls.Certificate // the public listener's; nil: plain HTTP
+	tlsFiles     []certFiles      // every pair's files, tlsCert's first (certs.go)
+	http3        bool             // HTTP/3 beside HTTPS (http3.go)
 	sendTimeout  time.Duration    // send_timeout: each write to a client must progress within it; 0: none
 	cacheDir     string
 	disk         int64
 	logFormat    string
 	accessLog    bool
+	accessFile   string // log.access_file; empty: standard error
+	accessFormat string // text, json or combined
 	drain        time.Duration
 	tokenFile    string
 	purgeMethod  bool
@@ -235,6 +239,9 @@ func (f *serveFlags) resolve() (*settings, error) {
 		return nil, err
 	}
 	if err := s.resolveTLS(f, set, &fc.TLS); err != nil {
+		return nil, err
+	}
+	if err := s.resolveOps(fc); err != nil { // access log, HTTP/3 (ops.go)
 		return nil, err
 	}
 	// Origins: --origin replaces the file's catch-all; parents likewise.
@@ -615,6 +622,8 @@ func (s *settings) resolveTLS(f *serveFlags, set map[string]bool, t *listenerTLS
 		key, keyField = at[string]{V: f.tlsKey}, "--tls-key"
 	}
 	switch {
+	case cert.V == "" && key.V == "" && len(t.Certificates) > 0 && !set["tls-cert"] && !set["tls-key"]:
+		return s.resolveMoreCerts(t.Certificates) // certs.go
 	case cert.V == "" && key.V == "":
 		return nil
 	case cert.V == "":
@@ -633,5 +642,9 @@ func (s *settings) resolveTLS(f *serveFlags, set map[string]bool, t *listenerTLS
 		return badField(certField, cert.Line, "%v", err)
 	}
 	s.tlsCert = &pair
-	return nil
+	s.tlsFiles = []certFiles{{cert: cert.V, key: key.V}}
+	if set["tls-cert"] || set["tls-key"] {
+		return nil // the flags replace the file's pairs
+	}
+	return s.resolveMoreCerts(t.Certificates)
 }
