@@ -37,12 +37,23 @@ func startNode(t testing.TB, args ...string) *testNode {
 // launchNode starts a node without waiting for it to be ready.
 func launchNode(t testing.TB, args ...string) *testNode {
 	t.Helper()
+	return startNodeWith(t, nil, args...)
+}
+
+// startNodeWith is startNode with mod applied to the node before it runs.
+// The node reloads from its flags, as serve's does.
+func startNodeWith(t *testing.T, mod func(*node), args ...string) *testNode {
+	t.Helper()
 	f := newServeFlags("outpost serve", io.Discard)
 	require.NoError(t, f.fs.Parse(append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--drain-timeout", "5s"}, args...)))
 	s, err := f.resolve()
 	require.NoError(t, err)
 	n, err := newNode(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
+	n.ops.resolve = f.resolve
+	if mod != nil {
+		mod(n)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tn := &testNode{n: n, url: "http://" + n.publicAddr(), admin: "http://" + n.adminAddr(), cancel: cancel, done: make(chan error, 1)}
 	go func() { tn.done <- n.run(ctx) }()

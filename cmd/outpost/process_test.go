@@ -70,10 +70,14 @@ func binary(t *testing.T) string {
 type proc struct {
 	cmd    *exec.Cmd
 	url    string
+	admin  string // the admin listener's URL
 	exited chan error
 }
 
-var servingLine = regexp.MustCompile(`msg=serving listen=(\S+)`)
+var (
+	servingLine = regexp.MustCompile(`msg=serving listen=(\S+)`)
+	adminField  = regexp.MustCompile(` admin=(\S+)`)
+)
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
@@ -87,6 +91,9 @@ func startProc(t *testing.T, args ...string) *proc {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+				if a := adminField.FindStringSubmatch(sc.Text()); a != nil {
+					p.admin = "http://" + a[1] // written before addr is sent
+				}
 				addr <- m[1]
 			}
 		}
