@@ -243,16 +243,16 @@ type recorder struct {
 	http.ResponseWriter
 	status  int
 	bytes   int64
-	started bool // the header was written
-	onStart func()
-	key     []byte // scratch for the traffic counters
+	started bool     // the header was written
+	traffic *traffic // told when the response begins; nil: none
+	key     []byte   // scratch for the traffic counters
 }
 
 func (r *recorder) start() {
 	if !r.started {
 		r.started = true
-		if r.onStart != nil {
-			r.onStart()
+		if r.traffic != nil {
+			r.traffic.waiting.Add(-1)
 		}
 	}
 }

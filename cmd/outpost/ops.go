@@ -38,7 +38,8 @@ type ops struct {
 
 	certs    *certStore    // nil without TLS
 	h3       *h3           // nil without HTTP/3
-	access   *accessLogger // nil without an access log
+	access    *accessLogger // nil without an access log
+	exchanges *exchanges    // the access log's requests in progress, for the fills' times; nil without it
 	traffic  *traffic
 	upstream upstreamStats
 	history  *history
@@ -122,17 +123,23 @@ func (n *node) observe(next http.Handler) (http.Handler, error) {
 		rec.ResponseWriter, rec.status, rec.bytes, rec.started = w, http.StatusOK, 0, false
 		start := time.Now()
 		var ex *exchange
+		var id string
 		if al != nil {
 			r, ex = withExchange(r)
+			id = exchangeID(r.Host, r.URL.Path)
+			n.ops.exchanges.add(id, ex)
 		}
 		t.begin(rec)
 		defer func() {
+			if al != nil {
+				n.ops.exchanges.remove(id, ex)
+			}
 			cs := w.Header().Get("Cache-Status")
 			t.end(r, rec, cs)
 			if al != nil {
 				al.log(&line{r: r, status: rec.status, bytes: rec.bytes, start: start, took: time.Since(start), cache: cs, ex: ex})
 			}
-			rec.ResponseWriter, rec.onStart = nil, nil
+			rec.ResponseWriter, rec.traffic = nil, nil
 			recorders.Put(rec)
 		}()
 		next.ServeHTTP(rec, r)

@@ -42,7 +42,8 @@ type hostSet struct {
 	gates   []*access.Gate // each host entry's access rules, in order
 	closers []func() error // newest last
 	reg     *prometheus.Registry
-	stats   *upstreamStats // the node's, across generations
+	stats     *upstreamStats // the node's, across generations
+	exchanges *exchanges     // the access log's requests in progress; nil without it
 
 	mu      sync.Mutex
 	active  int  // upstream exchanges in progress: RoundTrip until the body is closed
@@ -51,7 +52,10 @@ type hostSet struct {
 }
 
 func newHostSet(n *node) *hostSet {
-	return &hostSet{reg: prometheus.NewRegistry(), stats: n.ops.upstreamStats(), idle: make(chan struct{})}
+	if n.s.accessLog && n.ops.exchanges == nil {
+		n.ops.exchanges = newExchanges()
+	}
+	return &hostSet{reg: prometheus.NewRegistry(), stats: n.ops.upstreamStats(), exchanges: n.ops.exchanges, idle: make(chan struct{})}
 }
 
 // enter and leave count the exchanges in progress on the set's transports.

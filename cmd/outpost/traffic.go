@@ -32,15 +32,13 @@ func newTraffic() *traffic {
 	return &traffic{byRequests: newTopK(topURLs), byBytes: newTopK(topURLs)}
 }
 
-// begin counts a request in; the recorder's onStart counts it out of the
-// waiting ones.
+// begin counts a request in; the recorder counts it out of the waiting
+// ones when its response begins.
 func (t *traffic) begin(rec *recorder) {
 	t.inProgress.Add(1)
 	t.waiting.Add(1)
-	rec.onStart = t.started
+	rec.traffic = t
 }
-
-func (t *traffic) started() { t.waiting.Add(-1) }
 
 // end counts a request's answer.
 func (t *traffic) end(r *http.Request, rec *recorder, cacheStatus string) {

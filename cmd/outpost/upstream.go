@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"strings"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -30,10 +32,13 @@ func (m *meteredTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	start := time.Now()
 	resp, err := m.rt.RoundTrip(req)
 	took := time.Since(start)
-	// The edge sends upstream a copy of the client's request whose context
-	// keeps the client's values (context.WithoutCancel): the exchange the
-	// access log noted travels with it, as net/http/httptrace's hooks do.
+	// A request passed through carries its client's context, and with it
+	// the access log's exchange (as net/http/httptrace's hooks travel); a
+	// fill runs in the edge's own context, so its client is found by URL.
 	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	if ex == nil {
+		ex = m.set.exchanges.find(req.URL.Host, req.URL.Path)
+	}
 	if err != nil {
 		m.set.leave()
 		m.set.stats.observe("", took, true)
@@ -101,6 +106,68 @@ func (x *exchange) add(d time.Duration, n int64) {
 func withExchange(r *http.Request) (*http.Request, *exchange) {
 	x := &exchange{}
 	return r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)), x
+}
+
+// exchanges finds the exchange of the client request a fill is made for:
+// the oldest request in progress for the same host and path without an
+// exchange yet (the leader of a coalesced fill arrived first), else the
+// oldest for them. Safe for concurrent use; nil finds nothing.
+type exchanges struct {
+	mu sync.Mutex
+	m  map[string][]*exchange
+}
+
+func newExchanges() *exchanges { return &exchanges{m: map[string][]*exchange{}} }
+
+// exchangeID is the key of a request: lowercase host without port, and
+// path (a fill's query may be rewritten by cache-key rules).
+func exchangeID(host, path string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.ToLower(strings.Trim(host, "[]")) + path
+}
+
+func (e *exchanges) add(id string, x *exchange) {
+	e.mu.Lock()
+	e.m[id] = append(e.m[id], x)
+	e.mu.Unlock()
+}
+
+func (e *exchanges) remove(id string, x *exchange) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	list := e.m[id]
+	for i, y := range list {
+		if y == x {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(e.m, id)
+	} else {
+		e.m[id] = list
+	}
+}
+
+func (e *exchanges) find(host, path string) *exchange {
+	if e == nil {
+		return nil
+	}
+	id := exchangeID(host, path)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	list := e.m[id]
+	for _, x := range list {
+		if x.count.Load() == 0 {
+			return x
+		}
+	}
+	if len(list) > 0 {
+		return list[0]
+	}
+	return nil
 }
 
 // upstreamStats times the exchanges with each upstream server, for the
