@@ -36,13 +36,13 @@ type ops struct {
 	quitOnce    sync.Once
 	quitCh      chan struct{}
 
-	certs    *certStore    // nil without TLS
-	h3       *h3           // nil without HTTP/3
+	certs     *certStore    // nil without TLS
+	h3        *h3           // nil without HTTP/3
 	access    *accessLogger // nil without an access log
 	exchanges *exchanges    // the access log's requests in progress, for the fills' times; nil without it
-	traffic  *traffic
-	upstream upstreamStats
-	history  *history
+	traffic   *traffic
+	upstream  upstreamStats
+	history   *history
 	// sampleEvery is how often the status history takes a sample. Zero
 	// means 2s.
 	sampleEvery time.Duration

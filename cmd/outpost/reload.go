@@ -37,11 +37,11 @@ import (
 // (a generation of its own, so that the next one can register the same
 // pool names while this one finishes).
 type hostSet struct {
-	hosts   []edge.Host
-	pools   []namedPool
-	gates   []*access.Gate // each host entry's access rules, in order
-	closers []func() error // newest last
-	reg     *prometheus.Registry
+	hosts     []edge.Host
+	pools     []namedPool
+	gates     []*access.Gate // each host entry's access rules, in order
+	closers   []func() error // newest last
+	reg       *prometheus.Registry
 	stats     *upstreamStats // the node's, across generations
 	exchanges *exchanges     // the access log's requests in progress; nil without it
 
