@@ -167,4 +167,3 @@ func TestCertificatesBySNIReloaded(t *testing.T) {
 	assert.Contains(t, res.Error, "tls.certificates[1].cert")
 	assert.Equal(t, int64(4), servedSerial(t, addr, "c.test"))
 }
-
