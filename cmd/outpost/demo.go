@@ -88,7 +88,7 @@ func printDemo(w io.Writer, edge, origin, admin string) {
 
   edge     %[1]s/          open it in a browser: the page shows each asset's Cache-Status
   origin   %[2]s/          embedded; counts what reaches it at %[2]s/origin/stats
-  admin    %[3]s/metrics   Prometheus metrics; /healthz, /readyz
+  admin    %[3]s/status    the live status page (its data: /status.json); /metrics, /healthz, /readyz
 
 Try:
   curl -sI %[1]s/css/site.css | grep -i -e cache-status -e age
