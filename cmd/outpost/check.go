@@ -53,8 +53,16 @@ func checkSettings(s *settings) error {
 	if _, err := s.adminToken(); err != nil {
 		return err
 	}
-	n := &node{s: s, log: slog.New(slog.DiscardHandler)}
-	set, err := n.buildHosts(s)
+	// The pools are built as serve builds them, without their active
+	// health checks: a check sends no request to anyone.
+	quiet := *s
+	quiet.hosts = append([]hostSettings(nil), s.hosts...)
+	for i := range quiet.hosts {
+		quiet.hosts[i].health.path = ""
+	}
+	quiet.parentHealth.path = ""
+	n := &node{s: &quiet, log: slog.New(slog.DiscardHandler)}
+	set, err := n.buildHosts(&quiet)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ const usage = `Usage:
   outpost warm  [--admin URL] (URL... | --file FILE)
   outpost sign  URL [--ttl 1h] [--prefix P] [--ip ADDR] [--key-file FILE | --config FILE]
   outpost check [--config FILE] [serve's flags]
+  outpost health [--admin URL] [--ready]
   outpost demo  [--listen ADDR]
   outpost version
 
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdSign(args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "health":
+		return cmdHealth(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
