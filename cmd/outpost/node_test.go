@@ -34,15 +34,23 @@ func startNode(t testing.TB, args ...string) *testNode {
 	return tn
 }
 
+// startNodeWith is startNode with mod applied to the node before it runs.
+func startNodeWith(t testing.TB, mod func(*node), args ...string) *testNode {
+	t.Helper()
+	tn := launchNodeWith(t, mod, args...)
+	tn.waitReady(t)
+	return tn
+}
+
 // launchNode starts a node without waiting for it to be ready.
 func launchNode(t testing.TB, args ...string) *testNode {
 	t.Helper()
-	return startNodeWith(t, nil, args...)
+	return launchNodeWith(t, nil, args...)
 }
 
-// startNodeWith is startNode with mod applied to the node before it runs.
-// The node reloads from its flags, as serve's does.
-func startNodeWith(t *testing.T, mod func(*node), args ...string) *testNode {
+// launchNodeWith is launchNode with mod applied to the node before it
+// runs. The node reloads from its flags, as serve's does.
+func launchNodeWith(t testing.TB, mod func(*node), args ...string) *testNode {
 	t.Helper()
 	f := newServeFlags("outpost serve", io.Discard)
 	require.NoError(t, f.fs.Parse(append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--drain-timeout", "5s"}, args...)))
