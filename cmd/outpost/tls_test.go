@@ -78,7 +78,9 @@ func TestTLSListener(t *testing.T) {
 	assert.Equal(t, "HTTP/2.0", resp.Proto)
 	assert.Equal(t, "secure /app.css", body)
 	assert.Equal(t, int64(len(body)), resp.ContentLength)
-	assert.Equal(t, "outpost; hit; ttl=600", resp.Header.Get("Cache-Status"))
+	// The hit comes a moment after the miss: a second boundary may lie
+	// between them on a loaded machine.
+	assert.Regexp(t, `^outpost; hit; ttl=(600|599)$`, resp.Header.Get("Cache-Status"))
 	assert.Equal(t, 1, o.count("/app.css"))
 
 	code, out := purgeCLI(t, "--admin", tn.admin, "--url", base+"/app.css")
