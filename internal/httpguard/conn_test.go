@@ -449,12 +449,12 @@ var benchHeads = []struct {
 	name string
 	req  string
 }{
-		{"wrk", "GET /1k HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"},
-		{"browser", "GET /static/app.5f3a.css HTTP/1.1\r\nHost: static.example.com\r\n" +
-			"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" +
-			"Accept: text/css,*/*;q=0.1\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n" +
-			"Referer: https://static.example.com/\r\nConnection: keep-alive\r\nSec-Fetch-Dest: style\r\n" +
-			"Sec-Fetch-Mode: no-cors\r\nSec-Fetch-Site: same-origin\r\nIf-None-Match: \"5f3a\"\r\nPriority: u=2\r\n\r\n"},
+	{"wrk", "GET /1k HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"},
+	{"browser", "GET /static/app.5f3a.css HTTP/1.1\r\nHost: static.example.com\r\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" +
+		"Accept: text/css,*/*;q=0.1\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n" +
+		"Referer: https://static.example.com/\r\nConnection: keep-alive\r\nSec-Fetch-Dest: style\r\n" +
+		"Sec-Fetch-Mode: no-cors\r\nSec-Fetch-Site: same-origin\r\nIf-None-Match: \"5f3a\"\r\nPriority: u=2\r\n\r\n"},
 }
 
 // BenchmarkConnRead is the Conn's cost per request on the hit path: one
