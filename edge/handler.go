@@ -77,6 +77,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxVariants bounds the Vary variants kept per URL. Zero means 32.
 	MaxVariants int
+	// MaxRanges bounds the parts of a Range request, after overlapping
+	// and nearby ranges are merged (and 4 × MaxRanges before): a request
+	// asking for more gets the whole representation, 200 (RFC 9110 §14.2),
+	// and counts in outpost_ranges_over_limit_total. Zero means 32.
+	MaxRanges int
 	// SliceSize is the length of the slices a large object is fetched and
 	// stored in (slice.go): every slice but the last has this length, and a
 	// cold Range request costs the origin about one. Zero means 1 MiB; less
@@ -170,6 +175,7 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.StaleIfUnreachable, time.Hour)
 	setDefault(&cfg.IdleTimeout, 60*time.Second)
 	setDefault(&cfg.MaxVariants, 32)
+	setDefault(&cfg.MaxRanges, 32)
 	setDefault(&cfg.SpoolDir, os.TempDir())
 	setDefault(&cfg.StreamDelay, 100*time.Millisecond)
 	setDefault(&cfg.SliceSize, defaultSliceSize)
@@ -187,6 +193,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.MaxVariants < 1 {
 		return nil, fmt.Errorf("edge: MaxVariants %d is below 1", cfg.MaxVariants)
+	}
+	if cfg.MaxRanges < 1 {
+		return nil, fmt.Errorf("edge: MaxRanges %d is below 1", cfg.MaxRanges)
 	}
 	cfg.Hosts = append([]Host(nil), cfg.Hosts...) // never keep the caller's slice
 	rt, err := newRouter(cfg.Hosts)

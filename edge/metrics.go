@@ -16,6 +16,7 @@ type metrics struct {
 	// writes counts what became of the bodies the edge tried to store.
 	written, notAdmitted, tooLarge, purged, writeErrors prometheus.Counter
 	notStoredBy                                         map[string]prometheus.Counter // by reason (privacy.go); read-only
+	rangesOverLimit                                     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prometheus.Collector) *metrics {
@@ -35,6 +36,10 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prom
 		Name: "outpost_fill_errors_total",
 		Help: "Upstream fetches that failed or were cut short.",
 	})
+	rangesOverLimit := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "outpost_ranges_over_limit_total",
+		Help: "Range requests with more parts than the limit (max_ranges), answered with the whole representation.",
+	})
 	flights := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "outpost_flights_in_progress",
 		Help: "Coalesced upstream fetches in progress.",
@@ -48,7 +53,7 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prom
 		Help: "Responses fetched from upstream for a client and not stored, by reason (the Cache-Status detail: no-store, private, authorization, vary-star, status, no-freshness, set-cookie, cookie, type-mismatch).",
 	}, []string{"reason"})
 	if reg != nil {
-		reg.MustRegister(append([]prometheus.Collector{requests, origin, fills, fillErrors, flights, writes, notStored}, more...)...)
+		reg.MustRegister(append([]prometheus.Collector{requests, origin, fills, fillErrors, rangesOverLimit, flights, writes, notStored}, more...)...)
 	}
 	m := &metrics{
 		hit:        requests.WithLabelValues("hit"),
@@ -59,12 +64,13 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prom
 		fills:      fills,
 		fillErrors: fillErrors,
 
-		written:     writes.WithLabelValues("stored"),
-		notAdmitted: writes.WithLabelValues("not_admitted"),
-		tooLarge:    writes.WithLabelValues("too_large"),
-		purged:      writes.WithLabelValues("purged"),
-		writeErrors: writes.WithLabelValues("error"),
-		notStoredBy: make(map[string]prometheus.Counter, len(notStoredReasons)),
+		written:         writes.WithLabelValues("stored"),
+		notAdmitted:     writes.WithLabelValues("not_admitted"),
+		tooLarge:        writes.WithLabelValues("too_large"),
+		purged:          writes.WithLabelValues("purged"),
+		writeErrors:     writes.WithLabelValues("error"),
+		rangesOverLimit: rangesOverLimit,
+		notStoredBy:     make(map[string]prometheus.Counter, len(notStoredReasons)),
 	}
 	for _, r := range notStoredReasons {
 		m.notStoredBy[r] = notStored.WithLabelValues(r)

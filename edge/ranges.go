@@ -9,25 +9,44 @@ import (
 // byteRange is a satisfiable range: start and length in bytes.
 type byteRange struct{ start, length int64 }
 
-// Limits on what one Range request may cost.
+// rangeGap is the gap below which two ranges are merged: a part's own
+// headers cost about this much (RFC 9110 §14.6).
+const rangeGap = 80
+
+// rangeResult is what parseRanges made of a Range field.
+type rangeResult uint8
+
 const (
-	// maxRangeParts bounds the parts of a multipart/byteranges response;
-	// a request asking for more after coalescing gets the whole
-	// representation (RFC 9110 §14.2 lets a server ignore Range).
-	maxRangeParts = 32
-	// rangeGap is the gap below which two ranges are merged: a part's
-	// own headers cost about this much (RFC 9110 §14.6).
-	rangeGap = 80
+	rangeOK      rangeResult = iota // ranges holds the satisfiable ranges (none: 416)
+	rangeIgnored                    // not bytes, or malformed: serve the whole
+	rangeTooMany                    // more parts than allowed: serve the whole
 )
 
 // parseRange parses a Range field (RFC 9110 §14.1.2) against a
 // representation of size bytes. ok is false when the field must be ignored
-// (not bytes, malformed, too many parts); otherwise ranges holds the
-// satisfiable ranges, sorted and coalesced, empty when none is (416).
-func parseRange(s string, size int64) (ranges []byteRange, ok bool) {
+// (not bytes, malformed, more than maxParts parts after merging, or more
+// than 4×maxParts before: RFC 9110 §14.2 lets a server ignore Range);
+// otherwise ranges holds the satisfiable ranges, sorted and coalesced,
+// empty when none is (416).
+func parseRange(s string, size int64, maxParts int) (ranges []byteRange, ok bool) {
+	ranges, res := parseRanges(s, size, maxParts)
+	return ranges, res == rangeOK
+}
+
+// clientRanges is parseRange under Config.MaxRanges, counting the requests
+// that asked for more parts.
+func (h *Handler) clientRanges(s string, size int64) ([]byteRange, bool) {
+	ranges, res := parseRanges(s, size, h.cfg.MaxRanges)
+	if res == rangeTooMany {
+		h.metrics.rangesOverLimit.Inc()
+	}
+	return ranges, res == rangeOK
+}
+
+func parseRanges(s string, size int64, maxParts int) (ranges []byteRange, res rangeResult) {
 	unit, set, found := strings.Cut(s, "=")
 	if !found || !strings.EqualFold(trimOWS(unit), "bytes") {
-		return nil, false
+		return nil, rangeIgnored
 	}
 	specs := 0
 	for spec := range strings.SplitSeq(set, ",") {
@@ -36,19 +55,19 @@ func parseRange(s string, size int64) (ranges []byteRange, ok bool) {
 			continue
 		}
 		specs++
-		if specs > 4*maxRangeParts {
-			return nil, false
+		if specs > 4*maxParts {
+			return nil, rangeTooMany
 		}
 		first, last, found := strings.Cut(spec, "-")
 		if !found {
-			return nil, false
+			return nil, rangeIgnored
 		}
 		first, last = trimOWS(first), trimOWS(last)
 		if first == "" {
 			// suffix-range: the last n bytes.
 			n, err := parseDigits(last)
 			if err != nil {
-				return nil, false
+				return nil, rangeIgnored
 			}
 			if n > 0 && size > 0 {
 				n = min(n, size)
@@ -58,13 +77,13 @@ func parseRange(s string, size int64) (ranges []byteRange, ok bool) {
 		}
 		start, err := parseDigits(first)
 		if err != nil {
-			return nil, false
+			return nil, rangeIgnored
 		}
 		end := size - 1
 		if last != "" {
 			e, err := parseDigits(last)
 			if err != nil || e < start {
-				return nil, false
+				return nil, rangeIgnored
 			}
 			end = min(e, size-1)
 		}
@@ -73,13 +92,13 @@ func parseRange(s string, size int64) (ranges []byteRange, ok bool) {
 		}
 	}
 	if specs == 0 {
-		return nil, false
+		return nil, rangeIgnored
 	}
 	ranges = coalesce(ranges)
-	if len(ranges) > maxRangeParts {
-		return nil, false
+	if len(ranges) > maxParts {
+		return nil, rangeTooMany
 	}
-	return ranges, true
+	return ranges, rangeOK
 }
 
 func parseDigits(s string) (int64, error) {

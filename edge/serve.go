@@ -173,7 +173,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rep *represent
 				h.abort(w, false)
 				return
 			}
-			if ranges, ok := parseRange(rh[0], size); ok {
+			if ranges, ok := h.clientRanges(rh[0], size); ok {
 				h.writeRanges(w, r, rep, ranges, size)
 				return
 			}

@@ -51,7 +51,7 @@ func (h *Handler) respondStored(w http.ResponseWriter, r *http.Request, site *Ho
 func (h *Handler) serveSlices(w http.ResponseWriter, r *http.Request, site *Host, c *canonical, ix *sliceIndex, upstream []string, cs *cacheStatus) error {
 	b := &sliceBody{h: h, ctx: r.Context(), ix: ix, site: site, r: r, c: *c}
 	defer b.close()
-	need := ix.needed(r)
+	need := ix.needed(r, h.cfg.MaxRanges)
 	counted := false
 	if cs.hit {
 		if stored, missing := h.countSlices(r.Context(), ix, need); missing > 0 {
@@ -86,7 +86,7 @@ func (h *Handler) serveSlices(w http.ResponseWriter, r *http.Request, site *Host
 // decides them: none for HEAD or a precondition that answers 304 or 412,
 // the satisfiable ranges of a Range request it honours, else the whole
 // body. It only guides Cache-Status and which slice is opened first.
-func (ix *sliceIndex) needed(r *http.Request) []byteRange {
+func (ix *sliceIndex) needed(r *http.Request, maxRanges int) []byteRange {
 	if r.Method != http.MethodGet {
 		return nil
 	}
@@ -94,7 +94,7 @@ func (ix *sliceIndex) needed(r *http.Request) []byteRange {
 		return nil
 	}
 	if rh, ok := r.Header["Range"]; ok && len(rh) == 1 && ifRangeAllows(r, ix.meta.Header) {
-		if ranges, ok := parseRange(rh[0], ix.size); ok {
+		if ranges, ok := parseRange(rh[0], ix.size, maxRanges); ok {
 			return ranges
 		}
 	}

@@ -54,6 +54,21 @@ type fileConfig struct {
 	// HTTP3 serves HTTP/3 beside HTTPS when TLS is configured; unset
 	// means true.
 	HTTP3 at[bool] `yaml:"http3"`
+	// Limits bound what a client may ask of the public listener.
+	Limits limitsConfig `yaml:"limits"`
+}
+
+// limitsConfig bounds client requests and connections (an extension of
+// the DESIGN file format, documented in the README).
+type limitsConfig struct {
+	MaxConnections at[int]    `yaml:"max_connections"`
+	RequestLine    at[string] `yaml:"request_line"`
+	HeaderBytes    at[string] `yaml:"header_bytes"`
+	HeaderCount    at[int]    `yaml:"header_count"`
+	HeaderTimeout  at[string] `yaml:"header_timeout"`
+	BodyTimeout    at[string] `yaml:"body_timeout"`
+	IdleTimeout    at[string] `yaml:"idle_timeout"`
+	MaxRanges      at[int]    `yaml:"max_ranges"`
 }
 
 // compressionConfig is `compression: off` (or on), or a mapping of options.
@@ -116,6 +131,8 @@ type storageConfig struct {
 type diskConfig struct {
 	Dir  at[string] `yaml:"dir"`
 	Size at[string] `yaml:"size"`
+	// MaxObject bounds one object on disk.
+	MaxObject at[string] `yaml:"max_object"`
 }
 
 type hostConfig struct {
@@ -237,6 +254,7 @@ type cacheConfig struct {
 	HeuristicMax       at[string] `yaml:"heuristic_max"`
 	NegativeTTL        at[string] `yaml:"negative_ttl"`
 	StaleIfUnreachable at[string] `yaml:"stale_if_unreachable"`
+	MaxVariants        at[int]    `yaml:"max_variants"`
 }
 
 type logConfig struct {

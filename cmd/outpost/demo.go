@@ -52,6 +52,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		origins: []string{origin.url}, memory: 256 << 20,
 		logFormat: "text", drain: 5 * time.Second,
 	}
+	s.limits, _ = resolveLimits(&limitsConfig{}) // the defaults
 	log := newLogger(stderr, "text")
 	n, err := newNode(s, log)
 	var opErr *net.OpError

@@ -17,6 +17,7 @@ import (
 
 	"github.com/outpost-cdn/outpost/access"
 	"github.com/outpost-cdn/outpost/edge"
+	"github.com/outpost-cdn/outpost/internal/httpguard"
 	"github.com/outpost-cdn/outpost/origin"
 	"github.com/outpost-cdn/outpost/purge"
 	"github.com/outpost-cdn/outpost/storage"
@@ -140,6 +141,8 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		IgnoreClientNoCache:  s.cache.ignoreClientNoCache,
 		Compression:          s.compression,
 		TrustedProxies:       s.trustedProxies,
+		MaxVariants:          s.cache.maxVariants,
+		MaxRanges:            s.limits.maxRanges,
 	})
 	if err != nil {
 		return nil, err
@@ -161,15 +164,30 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 	if public, err = n.observe(public); err != nil { // status page, access log (ops.go)
 		return nil, err
 	}
+	guard, err := httpguard.New(httpguard.Config{
+		MaxRequestLine: s.limits.requestLine,
+		MaxHeaderBytes: s.limits.headerBytes,
+		MaxHeaderCount: s.limits.headerCount,
+		BodyTimeout:    s.limits.bodyTimeout,
+		Registerer:     n.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
 	n.public = &http.Server{
-		Handler:           public,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		Handler:           guard.Handler(recoverPanics(log, n.reg, public)),
+		ConnContext:       guard.ConnContext,
+		ReadHeaderTimeout: s.limits.headerTimeout,
+		IdleTimeout:       s.limits.idleTimeout,
+		MaxHeaderBytes:    guard.MaxHead() + 4<<10, // the guard answers first, with its status and metric
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if s.tlsCert != nil {
-		n.public.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}, MinVersion: tls.VersionTLS12}
+		n.public.TLSConfig = &tls.Config{
+			Certificates: []tls.Certificate{*s.tlsCert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"}, // negotiated by the TLS listener (listener.go)
+		}
 		if err := n.setupTLS(); err != nil { // certificates by SNI, reloaded; HTTP/3 (certs.go, http3.go)
 			return nil, err
 		}
@@ -183,9 +201,7 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 	if n.publicLn, err = net.Listen("tcp", s.listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	if s.sendTimeout > 0 {
-		n.publicLn = sendTimeoutListener{n.publicLn, s.sendTimeout}
-	}
+	n.publicLn = n.publicListener(n.publicLn, guard)
 	if n.adminLn, err = net.Listen("tcp", s.admin); err != nil {
 		n.publicLn.Close()
 		return nil, fmt.Errorf("admin: %w", err)
@@ -196,6 +212,26 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// publicListener wraps the bound public listener: send timeout, the
+// connection limit, then TLS handshakes or the framing guard (listener.go).
+func (n *node) publicListener(ln net.Listener, guard *httpguard.Guard) net.Listener {
+	if n.s.sendTimeout > 0 {
+		timeouts := prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outpost_http_send_timeouts_total",
+			Help: "Responses abandoned because the client took none of a write for send_timeout.",
+		})
+		n.reg.MustRegister(timeouts)
+		ln = sendTimeoutListener{ln, n.s.sendTimeout, timeouts}
+	}
+	tlsCfg := n.public.TLSConfig
+	ln = newConnLimit(ln, n.s.limits.maxConns, tlsCfg == nil, n.reg)
+	if tlsCfg != nil {
+		// A copy: Serve writes to the server's own when it sets up HTTP/2.
+		return newTLSListener(ln, tlsCfg.Clone(), guard, n.s.limits.headerTimeout, n.log)
+	}
+	return guard.Listener(ln)
 }
 
 // buildStorage makes the memory tier and, with a cache directory, the disk
@@ -210,7 +246,7 @@ func (n *node) buildStorage() error {
 	if n.s.cacheDir == "" {
 		return nil
 	}
-	disk, err := storage.NewDisk(storage.DiskConfig{Dir: n.s.cacheDir, MaxBytes: n.s.disk, Logger: n.log, Registerer: n.reg})
+	disk, err := storage.NewDisk(storage.DiskConfig{Dir: n.s.cacheDir, MaxBytes: n.s.disk, MaxObjectSize: n.s.diskMaxObj, Logger: n.log, Registerer: n.reg})
 	if err != nil {
 		return err // already "disk tier: ..."
 	}
@@ -481,13 +517,10 @@ func (n *node) adminAddr() string  { return n.adminLn.Addr().String() }
 // timeout to finish, and everything is closed.
 func (n *node) run(ctx context.Context) error {
 	errc := make(chan error, 2)
-	useTLS := n.public.TLSConfig != nil // read before Serve, which sets up HTTP/2 in it
-	serve := n.public.Serve
-	if useTLS {
-		// ServeTLS adds HTTP/2 (ALPN h2) to the certificate newNode set.
-		serve = func(ln net.Listener) error { return n.public.ServeTLS(ln, "", "") }
-	}
-	go func() { errc <- ignoreClosed(serve(n.publicLn)) }()
+	useTLS := n.public.TLSConfig != nil
+	// With TLS the listener does the handshakes (publicListener); Serve
+	// serves HTTP/2 on the *tls.Conn of clients that chose h2.
+	go func() { errc <- ignoreClosed(n.public.Serve(n.publicLn)) }()
 	go func() { errc <- ignoreClosed(n.admin.Serve(n.adminLn)) }()
 	n.started = time.Now()
 	n.ready.Store(true)

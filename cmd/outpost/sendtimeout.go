@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"net"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // sendChunk is how many bytes one deadline covers when a body is sent
@@ -17,7 +20,8 @@ const sendChunk = 1 << 20
 // forever, while a slow client that keeps reading is never cut off.
 type sendTimeoutListener struct {
 	net.Listener
-	d time.Duration
+	d        time.Duration
+	timeouts prometheus.Counter // outpost_http_send_timeouts_total
 }
 
 func (l sendTimeoutListener) Accept() (net.Conn, error) {
@@ -26,7 +30,7 @@ func (l sendTimeoutListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		return &sendTimeoutConn{TCPConn: tc, d: l.d}, nil
+		return &sendTimeoutConn{TCPConn: tc, d: l.d, timeouts: l.timeouts}, nil
 	}
 	return c, nil
 }
@@ -35,12 +39,23 @@ func (l sendTimeoutListener) Accept() (net.Conn, error) {
 // It keeps TCPConn's ReadFrom (sendfile) and CloseWrite.
 type sendTimeoutConn struct {
 	*net.TCPConn
-	d time.Duration
+	d        time.Duration
+	timeouts prometheus.Counter
 }
 
 func (c *sendTimeoutConn) Write(p []byte) (int, error) {
 	c.TCPConn.SetWriteDeadline(time.Now().Add(c.d))
-	return c.TCPConn.Write(p)
+	n, err := c.TCPConn.Write(p)
+	c.count(err)
+	return n, err
+}
+
+// count counts a write that timed out.
+func (c *sendTimeoutConn) count(err error) {
+	var ne net.Error
+	if err != nil && c.timeouts != nil && errors.As(err, &ne) && ne.Timeout() {
+		c.timeouts.Inc()
+	}
 }
 
 // ReadFrom sends r in chunks of sendChunk, each with its own deadline. A
@@ -59,6 +74,7 @@ func (c *sendTimeoutConn) ReadFrom(r io.Reader) (int64, error) {
 		}
 		c.TCPConn.SetWriteDeadline(time.Now().Add(c.d))
 		n, err := c.TCPConn.ReadFrom(chunk)
+		c.count(err)
 		total += n
 		if limited {
 			lr.N -= n

@@ -41,6 +41,8 @@ type settings struct {
 	sendTimeout  time.Duration    // send_timeout: each write to a client must progress within it; 0: none
 	cacheDir     string
 	disk         int64
+	diskMaxObj   int64 // storage.disk.max_object; 0: the disk tier's default
+	limits       limitSettings
 	logFormat    string
 	accessLog    bool
 	accessFile   string // log.access_file; empty: standard error
@@ -103,6 +105,19 @@ type cachePolicy struct {
 	staleUnreachable    time.Duration // -1: off
 	ignoreClientNoCache bool
 	setCookie           string // pass (default) | strip: hosts without their own
+	maxVariants         int    // 0: the edge's default
+}
+
+// limitSettings bound client requests and connections (limits:).
+type limitSettings struct {
+	maxConns      int64
+	requestLine   int
+	headerBytes   int
+	headerCount   int
+	headerTimeout time.Duration
+	bodyTimeout   time.Duration
+	idleTimeout   time.Duration
+	maxRanges     int
 }
 
 // listFlag is a repeatable string flag.
@@ -213,6 +228,9 @@ func (f *serveFlags) resolve() (*settings, error) {
 	if s.disk, err = sizeField(field, v, 0); err != nil {
 		return nil, err
 	}
+	if s.diskMaxObj, err = sizeField("storage.disk.max_object", fc.Storage.Disk.MaxObject, 0); err != nil {
+		return nil, err
+	}
 	v, field = pick("log-format", f.logFormat, fc.Log.Format, "log.format")
 	if v.V != "text" && v.V != "json" {
 		return nil, badField(field, v.Line, "bad log format %q (want text or json)", v.V)
@@ -233,6 +251,9 @@ func (f *serveFlags) resolve() (*settings, error) {
 		return nil, err
 	}
 	if s.compression, err = resolveCompression(&fc.Compression); err != nil {
+		return nil, err
+	}
+	if s.limits, err = resolveLimits(&fc.Limits); err != nil {
 		return nil, err
 	}
 	if err := s.resolveBus(&fc.PurgeBus, set["name"] || fc.Name.V != ""); err != nil {
@@ -385,6 +406,9 @@ func resolveCache(c *cacheConfig) (cachePolicy, error) {
 		// client is to store them without it.
 		p.setCookie = "strip"
 	}
+	if p.maxVariants = c.MaxVariants.V; p.maxVariants < 0 {
+		return p, badField("cache.max_variants", c.MaxVariants.Line, "%d is negative", p.maxVariants)
+	}
 	return p, nil
 }
 
@@ -437,6 +461,79 @@ func resolveTrustedProxies(list []at[string]) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+
+}
+
+// Default limits (README "Limits"): nginx's and Apache's where they have
+// one.
+const (
+	defaultMaxConns      = 16384
+	defaultRequestLine   = 8 << 10
+	defaultHeaderBytes   = 32 << 10
+	defaultHeaderCount   = 100
+	defaultHeaderTimeout = 10 * time.Second
+	defaultBodyTimeout   = 60 * time.Second
+	defaultIdleTimeout   = 120 * time.Second
+	defaultMaxRanges     = 32
+)
+
+func resolveLimits(c *limitsConfig) (limitSettings, error) {
+	l := limitSettings{maxConns: int64(c.MaxConnections.V), headerCount: c.HeaderCount.V, maxRanges: c.MaxRanges.V}
+	for _, v := range []struct {
+		field string
+		v     at[int]
+	}{{"limits.max_connections", c.MaxConnections}, {"limits.header_count", c.HeaderCount}, {"limits.max_ranges", c.MaxRanges}} {
+		if v.v.V < 0 {
+			return l, badField(v.field, v.v.Line, "%d is negative", v.v.V)
+		}
+	}
+	for _, v := range []struct {
+		field string
+		v     at[string]
+		def   int64
+		dst   *int
+	}{{"limits.request_line", c.RequestLine, defaultRequestLine, &l.requestLine}, {"limits.header_bytes", c.HeaderBytes, defaultHeaderBytes, &l.headerBytes}} {
+		n, err := sizeField(v.field, v.v, v.def)
+		if err != nil {
+			return l, err
+		}
+		if n < 256 || n > 1<<20 {
+			return l, badField(v.field, v.v.Line, "%s is outside 256B..1MiB", v.v.V)
+		}
+		*v.dst = int(n)
+	}
+	if l.requestLine+2 > l.headerBytes {
+		return l, badField("limits.request_line", c.RequestLine.Line, "request line of %d bytes does not fit in limits.header_bytes (%d)", l.requestLine, l.headerBytes)
+	}
+	var err error
+	for _, d := range []struct {
+		field string
+		v     at[string]
+		def   time.Duration
+		dst   *time.Duration
+	}{
+		{"limits.header_timeout", c.HeaderTimeout, defaultHeaderTimeout, &l.headerTimeout},
+		{"limits.body_timeout", c.BodyTimeout, defaultBodyTimeout, &l.bodyTimeout},
+		{"limits.idle_timeout", c.IdleTimeout, defaultIdleTimeout, &l.idleTimeout},
+	} {
+		if *d.dst, err = durationField(d.field, d.v, d.def); err != nil {
+			return l, err
+		}
+	}
+	if l.headerTimeout == 0 {
+		return l, badField("limits.header_timeout", c.HeaderTimeout.Line, "0s would let a client hold a connection without sending a request")
+	}
+	setDefault(&l.maxConns, defaultMaxConns)
+	setDefault(&l.headerCount, defaultHeaderCount)
+	setDefault(&l.maxRanges, defaultMaxRanges)
+	return l, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 func resolveHost(i int, h *hostConfig) (hostSettings, error) {
