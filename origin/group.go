@@ -45,7 +45,7 @@ type group struct {
 	log       *slog.Logger
 	registry  prometheus.Registerer
 	collector prometheus.Collector
-	retries   atomic.Uint64
+	retries   retryStats
 	fallbacks atomic.Uint64
 	allDown   atomic.Bool // no server was available at the last pick
 	closed    atomic.Bool

@@ -9,7 +9,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type collector struct {
 	g                                           *group
 	up, inFlight, requests, failures, ejections *prometheus.Desc
-	retries, fallbacks                          *prometheus.Desc
+	retries, skipped, fallbacks                 *prometheus.Desc
 	// A bucket pool's, nil for others.
 	bucketSigned, bucketCredFailures, bucketRefused, bucketNegative *prometheus.Desc
 }
@@ -30,7 +30,11 @@ func newCollector(g *group) *collector {
 		ejections: prometheus.NewDesc("outpost_origin_ejections_total",
 			"Times passive health checks ejected the server.", server, pool),
 		retries: prometheus.NewDesc("outpost_origin_retries_total",
-			"Requests sent again after a failure.", nil, pool),
+			"Requests sent again after a failure, by reason: connect (the request never left), stale_connection (lost on a keep-alive connection the server had closed), failure (an idempotent request failed before any response).",
+			[]string{"reason"}, pool),
+		skipped: prometheus.NewDesc("outpost_origin_retries_skipped_total",
+			"Requests that failed before any response and were not sent again, by reason: not_idempotent (a POST or PATCH the server may have acted on), body_not_replayable.",
+			[]string{"reason"}, pool),
 		fallbacks: prometheus.NewDesc("outpost_origin_fallbacks_total",
 			"Requests sent while no server was up: to the least recently failed server of a pool, or to the origin from a shield.", nil, pool),
 	}
@@ -49,7 +53,7 @@ func newCollector(g *group) *collector {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.inFlight, c.requests, c.failures, c.ejections, c.retries, c.fallbacks} {
+	for _, d := range []*prometheus.Desc{c.up, c.inFlight, c.requests, c.failures, c.ejections, c.retries, c.skipped, c.fallbacks} {
 		ch <- d
 	}
 	if c.g.bucket != nil {
@@ -72,7 +76,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(st.Failures), st.URL)
 		ch <- prometheus.MustNewConstMetric(c.ejections, prometheus.CounterValue, float64(st.Ejections), st.URL)
 	}
-	ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(c.g.retries.Load()))
+	for i, reason := range retryReasons {
+		ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(c.g.retries.sent[i].Load()), reason)
+	}
+	for i, reason := range skipReasons {
+		ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(c.g.retries.skipped[i].Load()), reason)
+	}
 	ch <- prometheus.MustNewConstMetric(c.fallbacks, prometheus.CounterValue, float64(c.g.fallbacks.Load()))
 	if b := c.g.bucket; b != nil {
 		ch <- prometheus.MustNewConstMetric(c.bucketSigned, prometheus.CounterValue, float64(b.signed.Load()))

@@ -30,7 +30,7 @@ func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 		return g.fallback.RoundTrip(req)
 	}
 	resp, err := g.attempt(req, req.Body, s)
-	if err == nil || !retryable(req, err) {
+	if err == nil || !g.retryable(req, err) {
 		return resp, err
 	}
 	next := g.choose(key, s)
@@ -44,9 +44,9 @@ func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 		if !ok {
 			return nil, err
 		}
-		g.retries.Add(1)
+		g.retries.add(retryReason(err))
 		resp, err = g.attempt(req, rb, next)
-		if err == nil || g.fallback == nil || !retryable(req, err) {
+		if err == nil || g.fallback == nil || !g.retryable(req, err) {
 			return resp, err
 		}
 	}
@@ -54,7 +54,7 @@ func (g *group) roundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return nil, err
 	}
-	g.retries.Add(1)
+	g.retries.add(retryReason(err))
 	g.fallbacks.Add(1)
 	retry := *req
 	retry.Body = rb
@@ -124,8 +124,19 @@ func (g *group) leastRecentlyFailed(skip *server) *server {
 func (g *group) attempt(req *http.Request, rb io.ReadCloser, s *server) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
 	var reused atomic.Bool
+	var conns atomic.Int32
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(i httptrace.GotConnInfo) { reused.Store(i.Reused) },
+		GotConn: func(i httptrace.GotConnInfo) {
+			reused.Store(i.Reused)
+			if conns.Add(1) > 1 {
+				// net/http's Transport sent the request again over a
+				// new connection: the first, reused, one was closed
+				// before the request was written, or the request is
+				// replayable (RFC 9110 §9.2.2; never a POST or PATCH
+				// without an Idempotency-Key).
+				g.retries.add(retryStale)
+			}
+		},
 	})
 	out := req.WithContext(ctx)
 	out.Body = rb
@@ -157,14 +168,76 @@ func (g *group) attempt(req *http.Request, rb io.ReadCloser, s *server) (*http.R
 // another server: its context is live, its body (if any) can be sent again,
 // and either it never left (the connection failed) or its method is
 // idempotent (RFC 9110 §9.2.2), so a server that received it before failing
-// did no harm that a repeat would double. err carries no response: 5xx
-// responses are never retried.
-func retryable(req *http.Request, err error) bool {
-	if req.Context().Err() != nil || !replayable(req) {
+// did no harm that a repeat would double. That holds for a request lost on
+// a keep-alive connection the server had just closed too: the server may
+// have received it, so a POST or PATCH is never sent twice. err carries no
+// response: 5xx responses are never retried. A request not retried for its
+// method or body counts in outpost_origin_retries_skipped_total.
+func (g *group) retryable(req *http.Request, err error) bool {
+	if req.Context().Err() != nil {
 		return false
 	}
 	var ce *connectError
-	return errors.As(err, &ce) || idempotent(req)
+	switch {
+	case !replayable(req):
+		g.retries.skip(skipBody)
+		return false
+	case errors.As(err, &ce), idempotent(req):
+		return true
+	}
+	g.retries.skip(skipMethod)
+	return false
+}
+
+// Why a request was sent again, in outpost_origin_retries_total.
+const (
+	retryConnect = iota // the connection failed: the request never left
+	retryStale          // lost on a keep-alive connection the server had closed
+	retryFailure        // an idempotent request failed before any response
+	numRetryReasons
+)
+
+// Why a failed request was not sent again, in
+// outpost_origin_retries_skipped_total.
+const (
+	skipMethod = iota // not idempotent: the server may have acted on it
+	skipBody          // its body cannot be sent again
+	numSkipReasons
+)
+
+var (
+	retryReasons = [numRetryReasons]string{"connect", "stale_connection", "failure"}
+	skipReasons  = [numSkipReasons]string{"not_idempotent", "body_not_replayable"}
+)
+
+// retryStats counts retries by reason, and the failures not retried.
+type retryStats struct {
+	sent    [numRetryReasons]atomic.Uint64
+	skipped [numSkipReasons]atomic.Uint64
+}
+
+func (r *retryStats) add(reason int)  { r.sent[reason].Add(1) }
+func (r *retryStats) skip(reason int) { r.skipped[reason].Add(1) }
+
+// Load returns the retries of every reason.
+func (r *retryStats) Load() uint64 {
+	var n uint64
+	for i := range r.sent {
+		n += r.sent[i].Load()
+	}
+	return n
+}
+
+// retryReason is why a request that failed with err is sent again.
+func retryReason(err error) int {
+	var ce *connectError
+	switch {
+	case errors.As(err, &ce):
+		return retryConnect
+	case staleConn(err):
+		return retryStale
+	}
+	return retryFailure
 }
 
 // replayable reports whether req's body can be sent twice: there is none,
