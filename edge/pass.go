@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"strconv"
+	"sync/atomic"
 )
 
 // maxBufferedBody is the largest request body forward reads before
@@ -26,22 +27,41 @@ const maxBufferedBody = 64 << 10
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, site *Host, c *canonical) {
 	out := h.upstreamRequest(r, c, false)
 	out.Method = r.Method
-	out.Body = r.Body
+	body := &clientBody{r: r.Body}
+	out.Body = body
 	out.ContentLength = r.ContentLength
 	switch {
 	case r.ContentLength == 0:
 		out.Body = nil
-	case r.ContentLength > 0 && r.ContentLength <= maxBufferedBody:
+	case r.ContentLength <= maxBufferedBody:
 		// A small body is read first and kept, so the request can be
 		// sent again when its connection to the origin turns out dead
 		// (origin.Pool retries idempotent requests with GetBody set).
-		b := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
+		// So is an unsized (chunked) one that ends within the limit:
+		// it goes with its length, and one whose framing is broken is
+		// refused before the origin sees anything of it.
+		var b []byte
+		var err error
+		if r.ContentLength > 0 {
+			b = make([]byte, r.ContentLength)
+			_, err = io.ReadFull(r.Body, b)
+		} else {
+			b, err = io.ReadAll(io.LimitReader(r.Body, maxBufferedBody+1))
+		}
+		if err != nil {
 			h.writeError(w, http.StatusBadRequest, &cacheStatus{fwd: fwdMethod})
 			return
 		}
+		if len(b) > maxBufferedBody { // unsized and longer: stream the rest
+			body.r = io.MultiReader(bytes.NewReader(b), r.Body)
+			break
+		}
+		out.ContentLength = int64(len(b))
 		out.Body = io.NopCloser(bytes.NewReader(b))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		if len(b) == 0 {
+			out.Body, out.GetBody = nil, nil
+		}
 	}
 	// 1xx responses are relayed as they arrive (RFC 9110 §15.2); the
 	// callback runs while this goroutine waits in RoundTrip.
@@ -53,7 +73,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, site *Host, c 
 	}))
 	resp, err := site.Transport.RoundTrip(out)
 	if err != nil {
-		h.writeError(w, errorStatus(err), &cacheStatus{fwd: fwdMethod})
+		status := errorStatus(err)
+		if body.failed.Load() {
+			status = http.StatusBadRequest // the client's body broke, not the origin
+		}
+		h.writeError(w, status, &cacheStatus{fwd: fwdMethod})
 		return
 	}
 	defer resp.Body.Close()
@@ -64,6 +88,25 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, site *Host, c 
 	cs := cacheStatus{fwd: fwdMethod, fwdStatus: resp.StatusCode}
 	h.relay(w, r, resp, resp.Header["Cache-Status"], &cs)
 }
+
+// clientBody is a request body streamed to the origin; failed records
+// that reading it from the client failed (a malformed chunk, a client
+// gone), which makes a failed exchange the client's fault (400), not the
+// origin's (502).
+type clientBody struct {
+	r      io.Reader
+	failed atomic.Bool // set by the Transport's writing goroutine
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.failed.Store(true)
+	}
+	return n, err
+}
+
+func (b *clientBody) Close() error { return nil } // the server closes the client's body
 
 // writeInterim sends a 1xx response with its own fields, leaving the
 // final response's header as it was.

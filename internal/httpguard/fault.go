@@ -17,6 +17,7 @@ const (
 	faultRequestLine
 	faultVersion
 	faultAbsoluteForm
+	faultHost
 	faultChunk
 	faultConnect
 	faultRequestLineLength
@@ -44,6 +45,7 @@ var faults = [numFaults]struct {
 	faultRequestLine:       {"request_line_invalid", http.StatusBadRequest, "malformed request line"},
 	faultVersion:           {"version", http.StatusBadRequest, "HTTP version other than 1.0 or 1.1"},
 	faultAbsoluteForm:      {"absolute_form_host", http.StatusBadRequest, "request target and Host disagree"},
+	faultHost:              {"host_invalid", http.StatusBadRequest, "invalid Host"},
 	faultChunk:             {"chunked_invalid", http.StatusBadRequest, "malformed chunked body"},
 	faultConnect:           {"connect", http.StatusMethodNotAllowed, "CONNECT is not served"},
 	faultRequestLineLength: {"request_line_length", http.StatusRequestURITooLong, "request line too long"},

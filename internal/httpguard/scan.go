@@ -358,6 +358,9 @@ func (h *head) requestLine(line []byte, off int) fault {
 	if bytes.IndexByte(target, ' ') >= 0 {
 		return faultVersion
 	}
+	if bytes.IndexByte(target, '#') >= 0 {
+		return faultRequestLine // a fragment is no part of a request-target (RFC 9112 §3.2)
+	}
 	if sp1 == len("CONNECT") && string(line[:sp1]) == "CONNECT" {
 		return faultConnect
 	}
@@ -425,6 +428,9 @@ func (s *scanner) finishHead(b []byte, end int) int {
 			s.st, s.remain = stBody, n
 		}
 	}
+	if f == faultNone && h.hosts > 0 && (h.hosts > 1 || !validHost(trimOWS(b[h.hostOff:h.hostOff+h.hostLen]))) {
+		f = faultHost
+	}
 	if f == faultNone && h.absLen > 0 && !absoluteMatchesHost(b[h.absOff:h.absOff+h.absLen], b, h) {
 		f = faultAbsoluteForm
 	}
@@ -454,7 +460,7 @@ func absoluteMatchesHost(target, b []byte, h *head) bool {
 	if i := bytes.IndexAny(rest, "/?#"); i >= 0 {
 		rest = rest[:i]
 	}
-	if len(rest) == 0 || bytes.IndexByte(rest, '@') >= 0 {
+	if !validHost(rest) {
 		return false
 	}
 	if h.hosts == 0 {
@@ -462,6 +468,59 @@ func absoluteMatchesHost(target, b []byte, h *head) bool {
 	}
 	return h.hosts == 1 && equalFoldBytes(rest, trimOWS(b[h.hostOff:h.hostOff+h.hostLen]))
 }
+
+// validHost reports whether a Host value is a host name (letters,
+// digits, '-', '.', '_') or a bracketed IPv6 literal, with an optional
+// decimal port: the DNS-shaped subset of RFC 9110 §7.2 a CDN serves. What
+// else RFC 3986 allows in a reg-name (sub-delims such as ',' and ';',
+// percent-encoding) only serves to make the cache key and the origin's
+// idea of the host differ.
+func validHost(b []byte) bool {
+	i := 0
+	if len(b) > 0 && b[0] == '[' {
+		end := bytes.IndexByte(b, ']')
+		if end < 3 {
+			return false
+		}
+		for _, c := range b[1:end] {
+			if _, ok := unhex(c); !ok && c != ':' && c != '.' {
+				return false
+			}
+		}
+		i = end + 1
+	} else {
+		for i < len(b) && hostChar[b[i]] {
+			i++
+		}
+		if i == 0 {
+			return false
+		}
+	}
+	if i == len(b) {
+		return true
+	}
+	port := b[i+1:]
+	if b[i] != ':' || len(port) == 0 || len(port) > 5 {
+		return false
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+var hostChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	t['-'], t['.'], t['_'] = true, true, true
+	return t
+}()
 
 // parseLength parses a Content-Length value: 1 to 18 digits, nothing else
 // (RFC 9110 §8.6; no sign, no list).
