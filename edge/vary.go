@@ -12,14 +12,16 @@ import (
 
 // parseVary returns the request field names a response varies on
 // (RFC 9110 §12.5.5), canonicalised, deduplicated and sorted, and whether it
-// has "*" (which no later request can match, RFC 9111 §4.1).
+// has "*" (which no later request can match, RFC 9111 §4.1). A member that
+// is not a field name counts as "*": what the origin meant by it is
+// unknown, so no stored response may be selected by it.
 func parseVary(h http.Header) (names []string, star bool) {
 	for _, line := range h["Vary"] {
 		for f := range strings.SplitSeq(line, ",") {
 			f = textproto.TrimString(f)
 			switch {
 			case f == "":
-			case f == "*":
+			case f == "*" || !isToken(f):
 				star = true
 			default:
 				names = append(names, http.CanonicalHeaderKey(f))

@@ -300,6 +300,11 @@ func loadConfigFile(path string) (*fileConfig, error) {
 	if err != nil {
 		return nil, &configError{Field: "--config", Msg: err.Error()}
 	}
+	return parseConfig(b, path)
+}
+
+// parseConfig strictly decodes the YAML configuration b, read from path.
+func parseConfig(b []byte, path string) (*fileConfig, error) {
 	var fc fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)

@@ -94,7 +94,7 @@ func TestKill9Cycles(t *testing.T) {
 	if os.Getenv("OUTPOST_KILL_CYCLES") != "" {
 		cycles, _ = strconv.Atoi(os.Getenv("OUTPOST_KILL_CYCLES"))
 	}
-	m := newMediaOrigin(t, 24, 1<<10, 1536<<10, time.Millisecond)
+	m := newMediaOrigin(t, 24, 1<<10, 1200<<10, time.Millisecond)
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(50, 9))
 	var verified, hits, corrupt atomic.Int64
@@ -102,7 +102,7 @@ func TestKill9Cycles(t *testing.T) {
 		p := startProc(t, "--origin", m.URL, "--cache-dir", dir, "--memory", "4MiB")
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		for w := range 4 {
+		for w := range 3 {
 			wg.Go(func() {
 				client := &http.Client{Timeout: 10 * time.Second}
 				defer client.CloseIdleConnections()
@@ -165,7 +165,7 @@ func TestKill9Cycles(t *testing.T) {
 // and extended files, garbage files) and restarts it: every object it
 // serves is the origin's, damaged ones refetched, the others still hits.
 func TestFlippedBytesAreNeverServed(t *testing.T) {
-	m := newMediaOrigin(t, 40, 100, 3<<20, 0)
+	m := newMediaOrigin(t, 24, 100, 2200<<10, 0)
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(4, 2))
 	damagedTotal := 0

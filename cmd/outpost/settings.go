@@ -178,6 +178,12 @@ func (f *serveFlags) resolve() (*settings, error) {
 			return nil, err
 		}
 	}
+	return f.resolveConfig(fc, set)
+}
+
+// resolveConfig is resolve with the file decoded; set names the flags the
+// user set.
+func (f *serveFlags) resolveConfig(fc *fileConfig, set map[string]bool) (*settings, error) {
 	// pick returns the flag's value when the user set it, else the file's,
 	// else the flag's default.
 	pick := func(flagName, flagVal string, file at[string], field string) (at[string], string) {
