@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"maps"
@@ -95,7 +96,6 @@ func poisonProbes() []poisonProbe {
 		{"X-Forwarded-Server", "evil.example"},
 		{"Forwarded", "host=evil.example;proto=http"},
 		{"Forwarded", `for=1.2.3.4;host="evil.example"`},
-		{"X-Forwarded-Scheme", "http"},
 		{"X-Forwarded-Proto", "http"},
 		{"X-Forwarded-Ssl", "off"},
 		{"Front-End-Https", "off"},
@@ -104,9 +104,6 @@ func poisonProbes() []poisonProbe {
 		{"X-Original-URL", "/evil"},
 		{"X-Rewrite-URL", "/evil"},
 		{"X-Original-URL", "/account/settings"},
-		{"X-HTTP-Method-Override", "EVIL"},
-		{"X-HTTP-Method", "EVIL"},
-		{"X-Method-Override", "EVIL"},
 		{"X-Real-IP", "evil"},
 		{"True-Client-IP", "evil"},
 		{"X-Client-IP", "evil"},
@@ -116,7 +113,7 @@ func poisonProbes() []poisonProbe {
 		probes = append(probes, poisonProbe{name: f[0] + ": " + f[1], path: "/page", header: [][2]string{f}})
 	}
 	probes = append(probes, poisonProbe{name: "several at once", path: "/page", header: [][2]string{
-		{"X-Forwarded-Host", "evil.example"}, {"X-Forwarded-Scheme", "http"}, {"X-Original-URL", "/evil"},
+		{"X-Forwarded-Host", "evil.example"}, {"X-Forwarded-Proto", "http"}, {"X-Original-URL", "/evil"},
 	}})
 	// Path confusion: a private page under a static-looking URL, asked
 	// for with the victim's cookie first, then without.
@@ -126,23 +123,52 @@ func poisonProbes() []poisonProbe {
 	return probes
 }
 
+// unstrippedProbes use override headers the edge does not remove yet.
+func unstrippedProbes() []poisonProbe {
+	var probes []poisonProbe
+	for _, f := range [][2]string{
+		{"X-Forwarded-Scheme", "http"}, // Rack, nginx configurations
+		{"X-HTTP-Method-Override", "EVIL"},
+		{"X-HTTP-Method", "EVIL"},
+		{"X-Method-Override", "EVIL"},
+	} {
+		probes = append(probes, poisonProbe{name: f[0] + ": " + f[1], path: "/page", header: [][2]string{f}})
+	}
+	return probes
+}
+
 // TestPoisoningProbes: an attacker sends each probe, then a victim asks for
 // the same URL plainly; the victim must get what it would have got from a
 // cold cache (nothing of the attacker's fields in its status, header or
 // body).
 func TestPoisoningProbes(t *testing.T) {
-	t.Skip("lead: enable when merging branch privacy (forwarding and override headers are not stripped before the origin on main yet); see the hardening report")
+	runPoisonProbes(t, poisonProbes())
+}
+
+func TestPoisoningProbesUnstrippedOverrides(t *testing.T) {
+	t.Skip("lead: edge/forwarded.go overrideHeaders lacks X-Forwarded-Scheme and the method overrides " +
+		"(X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override): an origin that honours them is poisoned through the cache")
+	runPoisonProbes(t, unstrippedProbes())
+}
+
+func runPoisonProbes(t *testing.T, probes []poisonProbe) {
 	o := newCountingOrigin(t, reflectingOrigin)
+	// Over HTTPS, as a CDN serves: the origin redirects a client it is
+	// told came over plain HTTP.
+	certFile, keyFile, roots := selfSigned(t)
 	cfg := writeFile(t, "outpost.yaml", "hosts:\n  - names: [a.example]\n    origins: [\""+o.URL+"\"]\n")
-	tn := startNode(t, "--config", cfg)
+	tn := startNode(t, "--config", cfg, "--tls-cert", certFile, "--tls-key", keyFile)
+	base := strings.Replace(tn.url, "http://", "https://", 1)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	defer tr.CloseIdleConnections()
 	get := func(path string, hdr [][2]string) (int, string) {
-		req, err := http.NewRequest(http.MethodGet, tn.url+path, nil)
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
 		require.NoError(t, err)
 		req.Host = "a.example"
 		for _, kv := range hdr {
 			req.Header[kv[0]] = []string{kv[1]} // as sent, X_Forwarded_Host too
 		}
-		resp, err := http.DefaultTransport.RoundTrip(req) // no redirects followed
+		resp, err := tr.RoundTrip(req) // no redirects followed
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
@@ -158,7 +184,6 @@ func TestPoisoningProbes(t *testing.T) {
 		return resp.StatusCode, sb.String()
 	}
 	poisoned := 0
-	probes := poisonProbes()
 	for i, p := range probes {
 		// Each probe gets URLs of its own: cold keys. The control is
 		// what a plain request gets from a cold cache.
