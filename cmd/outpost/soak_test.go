@@ -384,4 +384,3 @@ func soakRange(t *testing.T, client *http.Client, tn *testNode, path string, who
 		}
 	}
 }
-
