@@ -214,6 +214,9 @@ func (c *Conn) timedOut(err error) bool {
 }
 
 func isTimeout(err error) bool {
+	if ne, ok := err.(net.Error); ok { // what connections return: no allocation
+		return ne.Timeout()
+	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }

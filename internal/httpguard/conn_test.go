@@ -504,3 +504,46 @@ func BenchmarkNetHTTPReadRequest(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkServerRoundTrip is a keep-alive GET to an http.Server over
+// loopback, with and without the Guard: the Guard's share of a whole
+// exchange.
+func BenchmarkServerRoundTrip(b *testing.B) {
+	for _, guarded := range []bool{false, true} {
+		name := "plain"
+		if guarded {
+			name = "guarded"
+		}
+		b.Run(name, func(b *testing.B) {
+			g := newTestGuard(b, Config{})
+			var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
+			srv := &http.Server{Handler: h}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(b, err)
+			if guarded {
+				srv.Handler, srv.ConnContext = g.Handler(h), g.ConnContext
+				ln = g.Listener(ln)
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); srv.Serve(ln) }()
+			defer func() { srv.Close(); <-done }()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			require.NoError(b, err)
+			defer c.Close()
+			br := bufio.NewReader(c)
+			req := []byte("GET /1k HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}
