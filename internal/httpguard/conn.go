@@ -9,12 +9,6 @@ import (
 	"time"
 )
 
-// directMin is the smallest read buffer a Conn reads into directly.
-// Smaller reads (net/http's one-byte background read while a handler
-// runs) go through the Conn's own buffer, so a head is never gathered a
-// byte per system call.
-const directMin = 512
-
 // bufSize is the size of the buffers a Conn borrows to gather a head.
 const bufSize = 4 << 10
 
@@ -68,8 +62,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, c.rerr
 		}
 		c.setBodyDeadline()
-		if c.buf == nil && len(p) >= directMin {
-			// Fast path: check the bytes where they landed.
+		if c.buf == nil {
+			// Fast path: check the bytes where they landed. net/http's
+			// one-byte background read, which mostly ends aborted,
+			// comes here too; once it brings the first byte of a head,
+			// the rest is gathered in buf, not a byte per system call.
 			n, err := c.Conn.Read(p)
 			if n > 0 {
 				k := c.s.scan(p[:n])
@@ -91,7 +88,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		// Slow path: gather a head (or serve a tiny read) in buf.
+		// Slow path: gather a head in buf.
 		c.take(bufSize)
 		have := len(c.buf)
 		n, err := c.Conn.Read(c.buf[have:cap(c.buf)])
