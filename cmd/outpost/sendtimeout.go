@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"io"
 	"net"
 	"time"
@@ -52,8 +51,10 @@ func (c *sendTimeoutConn) Write(p []byte) (int, error) {
 
 // count counts a write that timed out.
 func (c *sendTimeoutConn) count(err error) {
-	var ne net.Error
-	if err != nil && c.timeouts != nil && errors.As(err, &ne) && ne.Timeout() {
+	if err == nil || c.timeouts == nil {
+		return
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		c.timeouts.Inc()
 	}
 }
