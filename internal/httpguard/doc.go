@@ -20,10 +20,13 @@
 // Content-Length that is not 1*DIGIT, a transfer coding other than
 // "chunked", Transfer-Encoding in an HTTP/1.0 request, obs-fold (a line
 // starting with SP or HTAB), a bare LF, a version other than HTTP/1.0 and
-// HTTP/1.1, a malformed request line, an absolute-form target whose
-// authority differs from Host, and malformed chunk-size lines. CONNECT gets
-// 405: an edge is not a tunnel. Everything else net/http checks itself
-// (header names, values, Host, methods) and answers 400 on its own.
+// HTTP/1.1, a malformed request line or one with a fragment, a Host that is
+// not a DNS name or bracketed IPv6 literal with an optional decimal port,
+// an absolute-form target whose authority differs from Host, and malformed
+// chunk-size lines. CONNECT gets 405: an edge is not a tunnel. Limits: 414
+// for a long request line, 431 for a large head or too many fields, 408
+// for a head that stalls. Everything else net/http checks itself (header
+// names and values, methods) and answers 400 on its own.
 //
 // A body whose chunked framing turns bad after the handler has started
 // ends the connection with a read error. HTTP/2 never passes through a
