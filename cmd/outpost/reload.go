@@ -254,6 +254,8 @@ var liveSettings = []struct {
 	{"storage.slice_threshold", func(s *settings) any { return s.sliceThresh }},
 	{"storage.disk.dir", func(s *settings) any { return s.cacheDir }},
 	{"storage.disk.size", func(s *settings) any { return s.disk }},
+	{"storage.disk.max_object", func(s *settings) any { return s.diskMaxObj }},
+	{"limits", func(s *settings) any { return s.limits }},
 	{"log.format", func(s *settings) any { return s.logFormat }},
 	{"log.access", func(s *settings) any { return s.accessLog }},
 	{"log.access_file", func(s *settings) any { return s.accessFile }},
