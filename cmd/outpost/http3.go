@@ -35,8 +35,11 @@ const altSvcMaxAge = 24 * time.Hour
 func (n *node) setupHTTP3() error {
 	n.ops.h3 = &h3{
 		srv: &http3.Server{
-			Handler:        n.public.Handler,
-			TLSConfig:      n.public.TLSConfig, // the server clones it, keeping GetCertificate
+			Handler: n.public.Handler,
+			// A copy made now, keeping GetCertificate: the server clones
+			// its config when it starts serving, while net/http's Serve
+			// writes to n.public's as it sets up HTTP/2 (a data race).
+			TLSConfig:      n.public.TLSConfig.Clone(),
 			QUICConfig:     &quic.Config{Allow0RTT: false, MaxIdleTimeout: n.public.IdleTimeout},
 			MaxHeaderBytes: n.public.MaxHeaderBytes,
 			IdleTimeout:    n.public.IdleTimeout,
