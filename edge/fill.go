@@ -253,7 +253,7 @@ func (h *Handler) fillBody(ctx context.Context, f *flight, body io.Reader, m *st
 	}
 	var src bodyBuffer = w
 	if w == nil {
-		sp, err := newSpool(h.cfg.SpoolDir)
+		sp, err := newSpool(h.cfg.SpoolDir, h.spoolMem)
 		if err != nil {
 			h.log.Error("spool", "err", err)
 			f.publish(flightResult{kind: outError, err: err, status: res.status})
@@ -373,7 +373,7 @@ func (h *Handler) copyBody(f *flight, body io.Reader, w *storage.Writer, src bod
 
 // spill copies the first n bytes written to w into a new spool.
 func (h *Handler) spill(w storage.Writer, n int64) (*spool, error) {
-	sp, err := newSpool(h.cfg.SpoolDir)
+	sp, err := newSpool(h.cfg.SpoolDir, h.spoolMem)
 	if err != nil {
 		return nil, err
 	}

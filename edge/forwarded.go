@@ -21,12 +21,15 @@ import (
 var forwardingFields = [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
 
 // overrideHeaders are request fields that web frameworks and servers trust
-// to override the request URL, host, scheme or client address. None is
-// forwarded unless a host's Privacy.KeepHeaders names it.
+// to override the request URL, host, scheme, method or client address: a
+// cache key that leaves them out would store what one client's override
+// produced for everyone. None is forwarded unless a host's
+// Privacy.KeepHeaders names it.
 var overrideHeaders = [...]string{
 	"X-Original-Url", "X-Rewrite-Url", "X-Host", "X-Original-Host",
 	"X-Forwarded-Server", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl",
-	"Front-End-Https", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip",
+	"X-Forwarded-Scheme", "Front-End-Https", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip",
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
 }
 
 // OverrideHeaders returns the canonical names of the request headers the

@@ -105,6 +105,10 @@ type Config struct {
 	// Compression configures compression on the fly (compress.go); the
 	// zero value turns it on.
 	Compression CompressionConfig
+	// SpoolMemory bounds the memory that spools may hold together when
+	// SpoolDir cannot take their bytes (a full disk): a flight's clients
+	// then still get the whole body. Zero means 64 MiB.
+	SpoolMemory int64
 	// SpoolDir is where bodies shared but not stored are spooled.
 	// Zero means os.TempDir().
 	SpoolDir string
@@ -133,9 +137,11 @@ type Handler struct {
 	log     *slog.Logger
 	metrics *metrics
 	comp    *compressor
-	now     func() time.Time
-	loopID  string // this node's CDN-Loop entry (RFC 8586)
-	nodeTag string // the part of loopID that identifies this process
+	// spoolMem is the memory the spools share when the disk refuses them.
+	spoolMem *spoolBudget
+	now      func() time.Time
+	loopID   string // this node's CDN-Loop entry (RFC 8586)
+	nodeTag  string // the part of loopID that identifies this process
 
 	flights flightTable
 	misses  *missMarks
@@ -178,6 +184,7 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.MaxRanges, 32)
 	setDefault(&cfg.SpoolDir, os.TempDir())
 	setDefault(&cfg.StreamDelay, 100*time.Millisecond)
+	setDefault(&cfg.SpoolMemory, 64<<20)
 	setDefault(&cfg.SliceSize, defaultSliceSize)
 	setDefault(&cfg.SliceThreshold, defaultSliceThreshold)
 	if cfg.SliceSize < minSliceSize {
@@ -207,7 +214,8 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, comp: comp,
+		spoolMem: &spoolBudget{max: cfg.SpoolMemory},
+		cfg:      cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, comp: comp,
 		misses: newMissMarks(100_000), noSlice: newMissMarks(100_000),
 	}
 	h.routes.Store(rt)

@@ -41,10 +41,6 @@ func TestDiskFullDegradesToMemory(t *testing.T) {
 // TestDiskFullServesLargeObjectsWhole: with the disk full, an object that
 // cannot be stored is still served whole.
 func TestDiskFullServesLargeObjectsWhole(t *testing.T) {
-	t.Skip("lead: edge/fill.go: with the disk full, a body the tiers refuse is spooled to a temporary file (Config.SpoolDir, " +
-		"os.TempDir()) that fails to grow too, so every client of an object larger than the memory tier's max_object " +
-		"is cut off, on every request, until the disk has room again; the spool needs a fallback (stream to the " +
-		"followers from a bounded memory buffer, or pass the response through to its one client)")
 	assert.Zero(t, diskFull(t, 2), "responses cut off")
 }
 

@@ -146,8 +146,6 @@ func TestPoisoningProbes(t *testing.T) {
 }
 
 func TestPoisoningProbesUnstrippedOverrides(t *testing.T) {
-	t.Skip("lead: edge/forwarded.go overrideHeaders lacks X-Forwarded-Scheme and the method overrides " +
-		"(X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override): an origin that honours them is poisoned through the cache")
 	runPoisonProbes(t, unstrippedProbes())
 }
 
