@@ -424,7 +424,7 @@ func (h *Handler) respondEncoded(w http.ResponseWriter, r *http.Request, base st
 	f, leader := h.flights.join(vkey)
 	if leader {
 		status := *cs
-		h.goFill(func() {
+		h.goFill(f, func() {
 			defer src.Close()
 			h.runEncode(f, io.NewSectionReader(src, 0, src.Meta().Size), src.Meta(), key, cd, status, nil)
 		})
@@ -445,7 +445,7 @@ func (h *Handler) respondEncodedStream(w http.ResponseWriter, r *http.Request, f
 		res := &f.res
 		status := cs
 		status.collapsed, status.stored = false, false
-		h.goFill(func() {
+		h.goFill(ef, func() {
 			defer f.release()
 			h.runEncode(ef, &flightReader{f: f, ctx: h.ctx, declared: res.meta.Size}, res.meta, f.key, cd, status, f)
 		})
@@ -525,7 +525,7 @@ func (h *Handler) hitFastVariant(key string, cd coding) {
 	}
 	c.mu.Unlock()
 	if due {
-		h.goFill(func() {
+		h.goFill(nil, func() {
 			defer func() {
 				c.recompSem.Release(1)
 				c.mu.Lock()

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"runtime/debug"
 	"errors"
 	"fmt"
 	"io"
@@ -76,11 +77,25 @@ func (fl *fill) request(ctx context.Context) *http.Request {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // goFill runs a fill in a goroutine the Handler owns (Close waits for it).
-func (h *Handler) goFill(run func()) {
+//
+// A panic in run (a transport's, say) is not the node's end: it is logged
+// with its stack, and f, the flight run fills (nil for none), fails for
+// every follower that has not heard its outcome yet.
+func (h *Handler) goFill(f *flight, run func()) {
 	h.fills.Add(1)
 	h.metrics.fills.Inc()
 	go func() {
 		defer h.fills.Done()
+		defer func() {
+			if v := recover(); v != nil {
+				h.metrics.fillErrors.Inc()
+				h.log.Error("fill panicked", "panic", v, "stack", string(debug.Stack()))
+				if f != nil {
+					h.flights.remove(f)
+					f.abandon(fmt.Errorf("edge: fill panicked: %v", v))
+				}
+			}
+		}()
 		run()
 	}()
 }

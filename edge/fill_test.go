@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -313,3 +314,30 @@ func (w refusingWriter) Commit() error {
 	w.Writer.Abort()
 	return fmt.Errorf("test tier: %w", storage.ErrNotAdmitted)
 }
+
+// TestFillPanicIsNotTheNodesEnd: a transport that panics fails the
+// requests following its fill with a 502, and the node serves on.
+func TestFillPanicIsNotTheNodesEnd(t *testing.T) {
+	e := newEnv(t, static("fine", "Cache-Control", "max-age=60"))
+	h, err := edge.New(edge.Config{
+		Name: "test-edge", Store: e.store,
+		Hosts: []edge.Host{{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Path == "/boom" {
+				panic("transport bug")
+			}
+			return http.DefaultTransport.RoundTrip(r)
+		})}},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { h.Close() })
+	for range 3 {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://a.test/boom", nil))
+		assert.Equal(t, http.StatusBadGateway, w.Code)
+	}
+}
+
+// roundTripFunc is a RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

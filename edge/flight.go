@@ -21,8 +21,9 @@ import (
 type flight struct {
 	key string // the storage key being filled; the flight table's key
 
-	ready chan struct{} // closed once res is set
-	res   flightResult  // read-only after ready
+	ready     chan struct{} // closed once res is set
+	published sync.Once     // the first outcome announced is the outcome
+	res       flightResult  // read-only after ready
 	// interim carries 1xx responses (103 Early Hints) received before the
 	// final one to the leading request, which relays them.
 	interim chan interimResponse
@@ -115,8 +116,10 @@ func newFlight(key string) *flight {
 
 // publish announces the outcome to the followers.
 func (f *flight) publish(res flightResult) {
-	f.res = res
-	close(f.ready)
+	f.published.Do(func() {
+		f.res = res
+		close(f.ready)
+	})
 }
 
 // retain adds a follower's reference; release drops one, and the last
@@ -336,6 +339,14 @@ func (t *flightTable) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.m)
+}
+
+// abandon ends a flight whose fill stopped without saying how: followers
+// that have not heard the outcome get err, those reading a body get it as
+// the body's error.
+func (f *flight) abandon(err error) {
+	f.publish(flightResult{kind: outError, err: err})
+	f.finish(err)
 }
 
 // takeHandoff returns the private response for the leader, or nil.

@@ -547,7 +547,7 @@ func (h *Handler) revalidateInBackground(r *http.Request, site *Host, c *canonic
 // upstream for one slice.
 func (h *Handler) startFill(fl *fill, r *http.Request, attempt int, varyHint []string) {
 	h.planSlice(fl, r, attempt, varyHint)
-	h.goFill(func() { h.runFill(fl) })
+	h.goFill(fl.f, func() { h.runFill(fl) })
 }
 
 // next is what a request does once it has followed a flight: done, or look

@@ -235,7 +235,7 @@ func (b *sliceBody) open(k int64) (*sliceSource, error) {
 			f.release() // the fill's reference
 		} else {
 			out := b.upstream()
-			h.goFill(func() { h.fetchSlice(f, b.site, out, b.ix, k) })
+			h.goFill(f, func() { h.fetchSlice(f, b.site, out, b.ix, k) })
 		}
 	}
 	select {
