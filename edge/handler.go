@@ -568,6 +568,12 @@ wait:
 	for {
 		select {
 		case <-f.ready:
+			// The 1xx responses came before the final one: relay those
+			// still queued (select may have picked ready first).
+			for len(interim) > 0 {
+				ir := <-interim
+				writeInterim(w, ir.code, ir.header)
+			}
 			break wait
 		case ir := <-interim:
 			writeInterim(w, ir.code, ir.header)
