@@ -440,7 +440,9 @@ func (h *Handler) respondEncoded(w http.ResponseWriter, r *http.Request, base st
 func (h *Handler) respondEncodedStream(w http.ResponseWriter, r *http.Request, f *flight, cd coding, cs cacheStatus) {
 	vkey := encodedKey(f.key, cd)
 	ef, leader := h.flights.join(vkey)
-	if leader {
+	if leader && h.storedVariant(ef, vkey, f.res.meta, cs) {
+		leader = false // served from the variant another encode just stored
+	} else if leader {
 		f.retain() // the encode fill's, released when it ends
 		res := &f.res
 		status := cs
@@ -467,14 +469,38 @@ func (h *Handler) followEncode(w http.ResponseWriter, r *http.Request, f *flight
 	if !leader {
 		cs.collapsed = true
 	}
-	if res.kind != outStream {
+	switch res.kind {
+	case outObject:
+		h.respond(w, r, &representation{meta: res.meta, header: res.meta.Header, age: true, obj: res.obj}, &cs)
+	case outStream:
+		h.respond(w, r, &representation{
+			meta: res.meta, header: res.meta.Header, upstream: res.upstream, age: true,
+			body: flightBody{f: f, ctx: r.Context(), declared: -1},
+		}, &cs)
+	default:
 		h.writeError(w, errorStatus(res.err), &cs)
-		return
 	}
-	h.respond(w, r, &representation{
-		meta: res.meta, header: res.meta.Header, upstream: res.upstream, age: true,
-		body: flightBody{f: f, ctx: r.Context(), declared: -1},
-	}, &cs)
+}
+
+// storedVariant ends an encode flight ef that the caller leads with the
+// variant stored under vkey, when one belongs to base: a follower of the
+// base's fill that woke up late finds the variant another encode flight
+// stored, and does not compress the body a second time.
+func (h *Handler) storedVariant(ef *flight, vkey string, base *storage.Meta, cs cacheStatus) bool {
+	v, err := h.store.Get(h.ctx, vkey)
+	if err != nil {
+		return false
+	}
+	if !belongsTo(v.Meta(), base) {
+		v.Close()
+		return false
+	}
+	ef.hold(v)
+	cs.collapsed = false
+	ef.publish(flightResult{kind: outObject, meta: v.Meta(), obj: v, status: cs})
+	h.endFill(ef, nil)
+	ef.release() // the fill's reference
+	return true
 }
 
 // runEncode is the fill of an encode flight: it reads src, the body of
