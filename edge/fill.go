@@ -2,13 +2,13 @@ package edge
 
 import (
 	"context"
-	"runtime/debug"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"runtime/debug"
 	"sync"
 	"time"
 
