@@ -14,13 +14,21 @@ func SetMaxStaleKeys(t *Tiered, n int) { t.stale.max = n }
 // MemoryHeld returns the bytes of memory holding the body of key's object
 // in m, or -1 when m holds no object under key.
 func MemoryHeld(m *Memory, key string) int64 {
-	o, ok := m.cache.Get(key)
-	if !ok {
+	o, err := m.Get(nil, key)
+	if err != nil {
 		return -1
 	}
-	var n int64
-	for _, c := range o.chunks {
-		n += int64(cap(c))
+	defer o.Close()
+	return int64(o.(*memObject).e.body.pages) * 4096
+}
+
+// MemoryCharge returns what m charges the object under key against its
+// budget, or -1 when m holds no object under key.
+func MemoryCharge(m *Memory, key string) int64 {
+	o, err := m.Get(nil, key)
+	if err != nil {
+		return -1
 	}
-	return n
+	defer o.Close()
+	return o.(*memObject).e.cost()
 }
