@@ -18,9 +18,9 @@ type MemoryConfig struct {
 	// pages that hold them, plus their metadata and index entries (see
 	// Memory). Zero means 256 MiB.
 	MaxBytes int64
-	// MaxObjectSize bounds one object (body plus metadata). Larger objects
-	// are refused with ErrTooLarge. Zero means MaxBytes/8; it is capped at
-	// MaxBytes.
+	// MaxObjectSize bounds one object's body. Larger bodies are refused
+	// with ErrTooLarge (their metadata is charged to the budget, not to this
+	// limit). Zero means MaxBytes/8; it is capped at MaxBytes.
 	MaxObjectSize int64
 	// InFlightBytes is room for bodies beyond MaxBytes: bodies being
 	// written (admission and eviction happen at Commit), and bodies evicted
@@ -89,6 +89,7 @@ func ParseArena(s string) (Arena, error) {
 type Memory struct {
 	maxObj   int64
 	maxBytes int64
+	inFlight int64 // MemoryConfig.InFlightBytes
 	arena    *arena.Arena
 
 	mu      sync.Mutex
@@ -137,7 +138,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memory tier: %w", err)
 	}
-	m := &Memory{maxObj: cfg.MaxObjectSize, maxBytes: cfg.MaxBytes, arena: a}
+	m := &Memory{maxObj: cfg.MaxObjectSize, maxBytes: cfg.MaxBytes, inFlight: cfg.InFlightBytes, arena: a}
 	m.policy = s3fifo.NewWithConfig(s3fifo.Config[uint64, *memEntry]{
 		Capacity: cfg.MaxBytes,
 		MaxFreq:  cfg.MaxFreq,
@@ -157,7 +158,7 @@ func (m *Memory) evicted(_ uint64, e *memEntry) {
 	e.body.release()
 }
 
-// MaxObjectSize returns the largest object (body plus metadata) the tier accepts.
+// MaxObjectSize returns the largest body the tier accepts.
 func (m *Memory) MaxObjectSize() int64 { return m.maxObj }
 
 // MemoryStats is a snapshot of a Memory tier's usage.
@@ -231,11 +232,10 @@ func (m *Memory) Put(_ context.Context, mt Meta) (Writer, error) {
 
 // put is Put returning the concrete type, which Tiered's promotion uses.
 func (m *Memory) put(mt Meta) (*memWriter, error) {
-	hs := metaCost(&mt)
-	if mt.Size >= 0 && mt.Size+hs > m.maxObj {
+	if mt.Size > m.maxObj || int64(arena.Pages(mt.Size))*arena.PageSize+metaCost(&mt) > m.maxBytes {
 		return nil, fmt.Errorf("memory tier: put %s (%d bytes): %w", mt.Key, mt.Size, ErrTooLarge)
 	}
-	w := &memWriter{m: m, meta: mt.Clone(), limit: m.maxObj - hs, body: &memBody{a: m.arena}}
+	w := &memWriter{m: m, meta: mt.Clone(), limit: m.maxObj, body: &memBody{a: m.arena}}
 	w.body.refs.Store(1) // the writer's
 	if mt.Size > 0 {
 		if err := w.body.grow(arena.Pages(mt.Size)); err != nil {
@@ -611,33 +611,33 @@ func (w *memWriter) ReadAt(p []byte, off int64) (int, error) {
 // makes room for it), so Commit fails with ErrNotAdmitted only if the tier
 // was closed meanwhile.
 func (w *memWriter) Commit() error {
-	stored, err := w.commit()
-	if err == nil && !stored {
-		err = fmt.Errorf("memory tier: commit %s: %w", w.meta.Key, ErrNotAdmitted)
-	}
+	_, err := w.commit()
 	return err
 }
 
-// commit is Commit, reporting also whether the tier took the object.
-func (w *memWriter) commit() (stored bool, err error) {
+// commit is Commit, returning also the entry the tier now holds.
+func (w *memWriter) commit() (*memEntry, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.state != writerOpen {
-		return false, ErrClosed
+		return nil, ErrClosed
 	}
 	if w.err != nil {
 		w.state = writerAborted
-		return false, w.err
+		return nil, w.err
 	}
 	if w.meta.Size >= 0 && w.n != w.meta.Size {
 		w.state = writerAborted
-		return false, fmt.Errorf("memory tier: commit %s: %d of %d bytes: %w", w.meta.Key, w.n, w.meta.Size, ErrSizeMismatch)
+		return nil, fmt.Errorf("memory tier: commit %s: %d of %d bytes: %w", w.meta.Key, w.n, w.meta.Size, ErrSizeMismatch)
 	}
 	w.state = writerCommitted
 	w.body.trim(arena.Pages(w.n)) // followers read under w.mu, below w.n
 	e := &memEntry{meta: w.meta, body: w.body}
 	e.meta.Size = w.n
-	return w.m.commit(e), nil
+	if !w.m.commit(e) {
+		return nil, fmt.Errorf("memory tier: commit %s: %w", w.meta.Key, ErrNotAdmitted)
+	}
+	return e, nil
 }
 
 func (w *memWriter) Abort() error {

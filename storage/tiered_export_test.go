@@ -1,11 +1,18 @@
 package storage
 
+import "context"
+
 // Test hooks for package storage_test, compiled only into tests.
 
 // SetPromoteHook makes t call fn in each promotion, after the body was
 // copied into memory and before it is committed there. Nil removes it. It
 // must be set before t is used.
 func SetPromoteHook(t *Tiered, fn func()) { t.promoteHook = fn }
+
+// SetInstallHook makes t call fn for each queued disk copy, after its file
+// is written and before it is installed. Nil removes it. It must be set
+// before t is used.
+func SetInstallHook(t *Tiered, fn func()) { t.installHook = fn }
 
 // SetMaxStaleKeys bounds the keys t remembers as having a stale disk copy.
 // It must be set before t is used.
@@ -32,3 +39,7 @@ func MemoryCharge(m *Memory, key string) int64 {
 	defer o.Close()
 	return o.(*memObject).e.cost()
 }
+
+// FlushWriteBehind waits until every object t queued for its disk copy so
+// far is written, or dropped.
+func FlushWriteBehind(t *Tiered) error { return t.Flush(context.Background()) }
