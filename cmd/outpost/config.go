@@ -98,6 +98,8 @@ type storageConfig struct {
 	Disk   diskConfig `yaml:"disk"`
 	// MaxObject bounds one object in memory.
 	MaxObject at[string] `yaml:"max_object"`
+	// MemoryArena is where the memory tier keeps bodies: mmap or heap.
+	MemoryArena at[string] `yaml:"memory_arena"`
 	// SliceSize and SliceThreshold control slicing of large objects.
 	SliceSize      at[string] `yaml:"slice_size"`
 	SliceThreshold at[string] `yaml:"slice_threshold"`

@@ -184,7 +184,7 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 // buildStorage makes the memory tier and, with a cache directory, the disk
 // tier behind it.
 func (n *node) buildStorage() error {
-	mem, err := storage.NewMemory(storage.MemoryConfig{MaxBytes: n.s.memory, MaxObjectSize: n.s.maxObject})
+	mem, err := storage.NewMemory(storage.MemoryConfig{MaxBytes: n.s.memory, MaxObjectSize: n.s.maxObject, Arena: n.s.memoryArena})
 	if err != nil {
 		return badField("storage.memory", 0, "%v", err)
 	}

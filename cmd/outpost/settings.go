@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/outpost-cdn/outpost/edge"
+	"github.com/outpost-cdn/outpost/storage"
 )
 
 // settings is the resolved configuration of a node: defaults, then the
@@ -29,6 +30,7 @@ type settings struct {
 	parentHealth healthSettings
 	memory       int64
 	maxObject    int64
+	memoryArena  storage.Arena
 	sliceSize    int64
 	sliceThresh  int64  // -1: slicing off
 	busURL       string // purge_bus.nats; empty: no fleet bus
@@ -188,6 +190,9 @@ func (f *serveFlags) resolve() (*settings, error) {
 	}
 	if s.maxObject, err = sizeField("storage.max_object", fc.Storage.MaxObject, 0); err != nil {
 		return nil, err
+	}
+	if s.memoryArena, err = storage.ParseArena(fc.Storage.MemoryArena.V); err != nil {
+		return nil, badField("storage.memory_arena", fc.Storage.MemoryArena.Line, "%v", err)
 	}
 	if s.sliceSize, err = sizeField("storage.slice_size", fc.Storage.SliceSize, 0); err != nil {
 		return nil, err

@@ -8,19 +8,7 @@ import (
 
 	"github.com/outpost-cdn/outpost/origin"
 	"github.com/outpost-cdn/outpost/purge"
-	"github.com/prometheus/client_golang/prometheus"
 )
-
-// registerStorageGauges exposes the memory tier's usage (the disk tier
-// exports its own).
-func (n *node) registerStorageGauges() {
-	n.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "outpost_memory_bytes", Help: "Bytes charged to the memory tier."},
-			func() float64 { return float64(n.mem.Stats().Bytes) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "outpost_memory_max_bytes", Help: "The memory tier's budget."},
-			func() float64 { return float64(n.mem.Stats().MaxBytes) }),
-	)
-}
 
 var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Name}} · Outpost status</title>
