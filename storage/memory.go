@@ -256,10 +256,19 @@ func (m *Memory) Update(_ context.Context, mt Meta) error {
 	if !ok || old.meta.Key != mt.Key || m.closed {
 		return ErrNotFound
 	}
-	e := &memEntry{meta: mt.Clone(), body: old.body} // the policy's reference moves to e
+	e := &memEntry{meta: mt.Clone(), body: old.body, seen: old.seen} // the policy's reference moves to e
 	e.meta.Size = old.meta.Size
+	e.disk.Store(old.disk.Load())
 	m.policy.Add(h, e, e.cost(), nil) // in old's place; evicts if e costs more
 	return nil
+}
+
+// current returns the entry held under key.
+func (m *Memory) current(key string) (*memEntry, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.policy.Peek(xxhash.Sum64String(key))
+	return e, ok && e.meta.Key == key
 }
 
 // Delete removes the object under key, if any. It never fails.
@@ -332,6 +341,7 @@ func (m *Memory) commit(e *memEntry) bool {
 	// A replaced object (or, rarely, another key with the same hash: the
 	// newer wins) leaves its place and hit count to e.
 	old, replaced := m.policy.Peek(h)
+	e.seen = replaced || m.policy.Ghost(h)
 	m.policy.Add(h, e, e.cost(), nil)
 	if replaced {
 		old.body.release()
@@ -342,10 +352,16 @@ func (m *Memory) commit(e *memEntry) bool {
 	return ok && got == e
 }
 
-// memEntry is an immutable committed object: metadata and a body.
+// memEntry is an immutable committed object: metadata and a body, and
+// what Tiered needs to decide on a disk copy.
 type memEntry struct {
 	meta Meta
 	body *memBody
+	// seen: the key was held or recently evicted when this was committed
+	// (it is asked for again).
+	seen bool
+	// disk is set once Tiered queued a disk copy, or knows there is one.
+	disk atomic.Bool
 }
 
 // cost is what e is charged against the budget.

@@ -40,6 +40,13 @@ type TieredConfig struct {
 	// WriteBehindWorkers is how many goroutines write queued objects to
 	// disk. Zero means 1.
 	WriteBehindWorkers int
+	// DiskMinUses is how many requests an object that fits memory must
+	// have had for its disk copy to be written: 1 writes every object; 2
+	// writes one once it is asked for again, on a memory hit or when it is
+	// fetched anew soon after memory let it go, so objects asked for once
+	// cost the disk nothing (as nginx's proxy_cache_min_uses). Objects too
+	// large for memory go to disk at once whatever it says. Zero means 2.
+	DiskMinUses int
 	// Logger receives a line when the disk starts failing and when it
 	// recovers. Nil discards them.
 	Logger *slog.Logger
@@ -97,6 +104,7 @@ type Tiered struct {
 
 	promoteMax     int64
 	promoteMinHits int
+	diskMinUses    int
 	retry          time.Duration
 	now            func() time.Time
 	log            *slog.Logger
@@ -141,6 +149,11 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig) (*Tiered, error) {
 		return nil, fmt.Errorf("tiered: WriteBehindBytes %d is negative", cfg.WriteBehindBytes)
 	case cfg.WriteBehindWorkers < 0:
 		return nil, fmt.Errorf("tiered: WriteBehindWorkers %d is negative", cfg.WriteBehindWorkers)
+	case cfg.DiskMinUses < 0 || cfg.DiskMinUses > 2:
+		return nil, fmt.Errorf("tiered: DiskMinUses %d is not 1 or 2", cfg.DiskMinUses)
+	}
+	if cfg.DiskMinUses == 0 {
+		cfg.DiskMinUses = 2
 	}
 	if cfg.WriteBehindBytes == 0 {
 		cfg.WriteBehindBytes = max(mem.inFlight/2, 1<<20)
@@ -168,6 +181,7 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig) (*Tiered, error) {
 		disk:           disk,
 		promoteMax:     cfg.PromoteMaxSize,
 		promoteMinHits: cfg.PromoteMinHits,
+		diskMinUses:    cfg.DiskMinUses,
 		retry:          cfg.RetryInterval,
 		now:            cfg.Now,
 		log:            cfg.Logger.With("tier", "tiered"),
@@ -236,9 +250,11 @@ const touchEvery = 8
 // that fails is a miss (ErrNotFound), counted and logged.
 func (t *Tiered) Get(ctx context.Context, key string) (Object, error) {
 	if o, err := t.mem.Get(ctx, key); err == nil {
-		// The runtime's per-thread generator: no state shared between
-		// the cores serving hits.
-		if rand.Uint32()%touchEvery == 0 && t.diskUsable() {
+		if e := o.(*memObject).e; !e.disk.Load() {
+			t.admitOnHit(ctx, e) // asked for again: worth a disk copy
+		} else if rand.Uint32()%touchEvery == 0 && t.diskUsable() {
+			// The runtime's per-thread generator: no state shared between
+			// the cores serving hits.
 			t.disk.touch(key) // the disk's eviction policy learns what is popular
 		}
 		return o, nil
@@ -289,7 +305,8 @@ func (t *Tiered) promote(o *diskObject, gs *genStripe, gen uint64) {
 	if gs.gen.Load() != gen {
 		return
 	}
-	if _, err := w.commit(); err == nil {
+	if e, err := w.commit(); err == nil {
+		e.disk.Store(true) // it came from there
 		t.promotions.Inc()
 	}
 }

@@ -24,11 +24,15 @@ type tiers struct {
 }
 
 // newTiered builds a Tiered over a new Memory and a Disk in dir (a new
-// temporary directory if empty), closed when the test ends.
+// temporary directory if empty), closed when the test ends. Unless cfg
+// says otherwise, every object gets a disk copy (DiskMinUses 1).
 func newTiered(t testing.TB, dir string, mcfg storage.MemoryConfig, cfg storage.TieredConfig) *tiers {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
+	}
+	if cfg.DiskMinUses == 0 {
+		cfg.DiskMinUses = 1
 	}
 	if mcfg.MaxBytes == 0 {
 		mcfg.MaxBytes = 64 << 20

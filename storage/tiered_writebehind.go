@@ -346,3 +346,39 @@ func (t *Tiered) dropOlderDiskCopyAfterWrite(ctx context.Context, key string) {
 		t.wb.cancel(key)
 	}
 }
+
+// queueOnCommit queues the disk copy of e, just committed to memory, when
+// DiskMinUses allows, and reports whether it did; otherwise the caller
+// removes the older disk copy. The caller holds the key's stripe.
+func (t *Tiered) queueOnCommit(e *memEntry) bool {
+	if t.diskMinUses > 1 && !e.seen {
+		t.wb.cancel(e.meta.Key)
+		return false
+	}
+	if !t.wb.add(e) {
+		t.wb.dropped.Inc() // the queue is full
+		return false
+	}
+	e.disk.Store(true)
+	return true
+}
+
+// admitOnHit queues the disk copy of e, a memory hit not written to disk
+// yet, if memory still holds it (its older disk copy, if any, was removed
+// when it was committed).
+func (t *Tiered) admitOnHit(ctx context.Context, e *memEntry) {
+	if !t.diskUsable() {
+		return
+	}
+	gs := t.genStripe(e.meta.Key)
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if cur, ok := t.mem.current(e.meta.Key); !ok || cur != e || e.disk.Load() {
+		return
+	}
+	if t.wb.add(e) {
+		e.disk.Store(true)
+	} else {
+		t.wb.dropped.Inc()
+	}
+}

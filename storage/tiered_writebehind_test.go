@@ -110,3 +110,37 @@ func TestWriteBehindCloseWritesTheQueue(t *testing.T) {
 		assert.Equal(t, randomBody(uint64(i), 5000), mustGetBody(t, ts.disk, keyN(i)))
 	}
 }
+
+// TestDiskMinUsesTwo: with DiskMinUses 2, an object asked for once never
+// reaches the disk; its second request (a memory hit, or a new fetch soon
+// after memory evicted it) queues its disk copy; a replacement of an object
+// that has one keeps it on disk.
+func TestDiskMinUsesTwo(t *testing.T) {
+	ctx := context.Background()
+	ts := newTiered(t, "", storage.MemoryConfig{MaxBytes: 1 << 20, MaxObjectSize: 64 << 10}, storage.TieredConfig{DiskMinUses: 2})
+	store(t, ts, meta("once", 1000), randomBody(1, 1000))
+	store(t, ts, meta("hit", 1000), randomBody(2, 1000))
+	require.NoError(t, storage.FlushWriteBehind(ts.Tiered))
+	wantMiss(t, ts.disk, "once")
+	wantMiss(t, ts.disk, "hit")
+
+	mustGetBody(t, ts, "hit") // the second request
+	require.NoError(t, storage.FlushWriteBehind(ts.Tiered))
+	assert.Equal(t, randomBody(2, 1000), mustGetBody(t, ts.disk, "hit"), "disk copy after a memory hit")
+
+	// Evicted from memory by a flood, then fetched again: a ghost.
+	store(t, ts, meta("again", 30_000), randomBody(3, 30_000))
+	for i := range 60 {
+		store(t, ts, meta(keyN(i), 30_000), randomBody(4, 30_000))
+	}
+	wantMiss(t, ts.mem, "again")
+	store(t, ts, meta("again", 30_000), randomBody(5, 30_000))
+	require.NoError(t, storage.FlushWriteBehind(ts.Tiered))
+	assert.Equal(t, randomBody(5, 30_000), mustGetBody(t, ts.disk, "again"), "disk copy of a key fetched again")
+
+	store(t, ts, meta("hit", 2000), randomBody(6, 2000)) // a new version replaces one on disk
+	require.NoError(t, storage.FlushWriteBehind(ts.Tiered))
+	assert.Equal(t, randomBody(6, 2000), mustGetBody(t, ts.disk, "hit"), "disk copy of the new version")
+	require.NoError(t, ts.Delete(ctx, "hit"))
+	wantMiss(t, ts, "hit")
+}

@@ -149,12 +149,9 @@ func (w *tieredWriter) Commit() error {
 			err = cmp.Or(merr, derr, w.err) // w.err: no side was left to commit
 		case !w.mem.committed:
 			t.mem.Delete(ctx, w.key) // an older version
-		case !w.disk.committed && w.behind && t.wb.add(e):
+		case !w.disk.committed && w.behind && t.queueOnCommit(e):
 			// The disk copy follows.
 		case !w.disk.committed:
-			if w.behind {
-				t.wb.dropped.Inc() // the queue is full
-			}
 			if err = t.dropOlderDiskCopy(ctx, w.key); err != nil {
 				t.mem.Delete(ctx, w.key)
 			}

@@ -157,6 +157,13 @@ func (p *Policy[K, V]) Get(k K) (V, bool) {
 	return n.val, true
 }
 
+// Ghost reports whether k was evicted recently enough to be remembered.
+func (p *Policy[K, V]) Ghost(k K) bool {
+	_, small := p.ghost.seqs[k]
+	_, main := p.ghostMain.seqs[k]
+	return small || main
+}
+
 // Peek returns the value under k without counting a hit.
 func (p *Policy[K, V]) Peek(k K) (V, bool) {
 	i, ok := p.index[k]
