@@ -222,6 +222,7 @@ func BenchmarkTieredGet(b *testing.B) {
 	ts := newTiered(b, "", storage.MemoryConfig{MaxObjectSize: 64 << 10}, storage.TieredConfig{})
 	store(b, ts, meta("small", 4096), randomBody(1, 4096))
 	store(b, ts, meta("large", 1<<20), randomBody(2, 1<<20))
+	require.NoError(b, storage.FlushWriteBehind(ts.Tiered))
 	for _, key := range []string{"small", "large"} {
 		b.Run(key, func(b *testing.B) {
 			b.ReportAllocs()
@@ -333,6 +334,7 @@ func BenchmarkTieredMemoryHit(b *testing.B) {
 				keys[i] = fmt.Sprintf("https://example.com/assets/img/%d.png?v=abcdef", i)
 				store(b, tier, meta(keys[i], 100), make([]byte, 100))
 			}
+			require.NoError(b, storage.FlushWriteBehind(ts.Tiered))
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
