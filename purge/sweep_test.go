@@ -256,7 +256,7 @@ func TestSweepLeavesNothingOfWhatItDeletes(t *testing.T) {
 	t.Cleanup(func() { disk.Close() })
 	<-disk.Ready()
 	reg := prometheus.NewRegistry()
-	tiered, err := storage.NewTiered(mem, disk, storage.TieredConfig{Now: clk.Now, Registerer: reg})
+	tiered, err := storage.NewTiered(mem, disk, storage.TieredConfig{Now: clk.Now, Registerer: reg, DiskMinUses: 1})
 	require.NoError(t, err)
 	ix := newIndex(t, clk, Config{Tier: tiered, CommitDelay: testCommitDelay})
 
