@@ -108,6 +108,9 @@ type storageConfig struct {
 type diskConfig struct {
 	Dir  at[string] `yaml:"dir"`
 	Size at[string] `yaml:"size"`
+	// MinUses is how many requests an object needs before its disk copy
+	// is written (1 or 2).
+	MinUses at[int] `yaml:"min_uses"`
 }
 
 type hostConfig struct {

@@ -199,7 +199,7 @@ func (n *node) buildStorage() error {
 	}
 	n.disk = disk
 	n.closers = append(n.closers, disk.Close)
-	tiered, err := storage.NewTiered(mem, disk, storage.TieredConfig{Logger: n.log, Registerer: n.reg})
+	tiered, err := storage.NewTiered(mem, disk, storage.TieredConfig{Logger: n.log, Registerer: n.reg, DiskMinUses: n.s.diskMinUses})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type settings struct {
 	tlsCert      *tls.Certificate // the public listener's; nil: plain HTTP
 	sendTimeout  time.Duration    // send_timeout: each write to a client must progress within it; 0: none
 	cacheDir     string
+	diskMinUses  int // storage.disk.min_uses; 0: the default
 	disk         int64
 	logFormat    string
 	accessLog    bool
@@ -207,6 +208,10 @@ func (f *serveFlags) resolve() (*settings, error) {
 	}
 	v, _ = pick("cache-dir", f.cacheDir, fc.Storage.Disk.Dir, "storage.disk.dir")
 	s.cacheDir = v.V
+	if mu := fc.Storage.Disk.MinUses; mu.V != 0 && mu.V != 1 && mu.V != 2 {
+		return nil, badField("storage.disk.min_uses", mu.Line, "%d: want 1 or 2", mu.V)
+	}
+	s.diskMinUses = fc.Storage.Disk.MinUses.V
 	v, field = pick("disk", f.disk, fc.Storage.Disk.Size, "storage.disk.size")
 	if s.disk, err = sizeField(field, v, 0); err != nil {
 		return nil, err
