@@ -53,9 +53,10 @@ const minHeapLimit = 32 << 20
 func rssTarget(budget int64) int64 { return budget + budget*15/100 + 64<<20 }
 
 // heapLimit is the runtime memory limit for a node whose memory tier
-// reports ms.
+// reports ms. It leaves 1 % of the budget + 8 MiB of the target unused:
+// the limit is soft, and the heap grows to it when the live heap is small.
 func heapLimit(ms storage.MemoryStats) int64 {
-	limit := rssTarget(ms.MaxBytes) - outsideRuntime
+	limit := rssTarget(ms.MaxBytes) - outsideRuntime - ms.MaxBytes/100 - 8<<20
 	if ms.Arena == "mmap" {
 		limit -= ms.ArenaResident
 	}
