@@ -80,7 +80,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitFor(err)
 	}
 	gcCtx, stopGC := context.WithCancel(context.Background())
-	gcDone := startGCTuner(gcCtx, n.mem.Stats)
+	gcDone := startGCTuner(gcCtx, n.mem.Stats())
 	defer func() { stopGC(); <-gcDone }()
 	if err := n.run(ctx); err != nil {
 		log.Error("serve", "err", err)
