@@ -256,11 +256,12 @@ func TestSweepLeavesNothingOfWhatItDeletes(t *testing.T) {
 	t.Cleanup(func() { disk.Close() })
 	<-disk.Ready()
 	reg := prometheus.NewRegistry()
-	tiered, err := storage.NewTiered(mem, disk, storage.TieredConfig{Now: clk.Now, Registerer: reg})
+	tiered, err := storage.NewTiered(mem, disk, storage.TieredConfig{Now: clk.Now, Registerer: reg, DiskMinUses: 1})
 	require.NoError(t, err)
 	ix := newIndex(t, clk, Config{Tier: tiered, CommitDelay: testCommitDelay})
 
 	store(t, tiered, storage.Meta{Key: "k", URL: "http://a.test/x", ResponseTime: clk.Now().Add(-time.Hour)})
+	require.NoError(t, tiered.Flush(ctx))    // its disk copy is written behind
 	require.NoError(t, mem.Delete(ctx, "k")) // evicted from memory
 	// Asked for often enough that a Tiered hit would promote it.
 	for range 2 {

@@ -419,6 +419,12 @@ func (d *Disk) Delete(_ context.Context, key string) error {
 	id := keyID(key)
 	st := &d.stripes[id[0]]
 	st.Lock()
+	if d.loaded.Load() && !d.ix.listed(id) {
+		// Once loaded, the index lists every file (stuck ones too): there
+		// is nothing to remove, and no need to ask the file system.
+		st.Unlock()
+		return nil
+	}
 	if err = d.inject(opDelete); err == nil {
 		err = os.Remove(d.path(id))
 	}

@@ -148,6 +148,17 @@ func (ix *diskIndex) has(id fileID) bool {
 	return ok
 }
 
+// listed reports whether id is recorded, in the policy or as stuck.
+func (ix *diskIndex) listed(id fileID) bool {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	_, ok := ix.policy.Peek(id)
+	if !ok {
+		_, ok = ix.stuck[id]
+	}
+	return ok
+}
+
 // markVerified records that the body of the file with inode ino verified.
 func (ix *diskIndex) markVerified(id fileID, ino uint64) {
 	ix.mu.Lock()

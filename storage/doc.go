@@ -12,14 +12,17 @@
 // RFC 9111 needs to compute Age and freshness, and the names purges match on
 // (URL and surrogate keys). Tiers store Meta verbatim and never interpret HTTP.
 //
-// Memory is the memory tier (ristretto, bounded in bytes); Disk is the disk
-// tier: one file per object named by a hash of its key, written to a
-// temporary file and renamed on commit, with a versioned header and body
-// checksums verified before any byte written by an earlier process is
-// served, size-aware S3-FIFO eviction, and an index rebuilt at start (Ready)
-// so the cache is warm across restarts. Tiered puts Memory in front of Disk:
-// writes go through to both, large objects to disk only, disk hits seen
-// twice are promoted, and a failing disk degrades to memory only.
+// Memory is the memory tier: S3-FIFO eviction with an adaptive small queue
+// (package s3fifo), bodies in 4 KiB pages of an arena outside the Go heap
+// (package arena), every object charged what it really costs against the
+// budget. Disk is the disk tier: one file per object named by a hash of its
+// key, written to a temporary file and renamed on commit, with a versioned
+// header and body checksums verified before any byte written by an earlier
+// process is served, size-aware S3-FIFO eviction, and an index rebuilt at
+// start (Ready) so the cache is warm across restarts. Tiered puts Memory in
+// front of Disk: an object that fits memory is committed there and its disk
+// copy written behind, off the request path; large objects go to disk only;
+// disk hits seen twice are promoted; a failing disk degrades to memory only.
 //
 // The package imports nothing else of Outpost. Every Tier implementation runs
 // the conformance suite in package storagetest.

@@ -30,11 +30,31 @@ type TieredConfig struct {
 	// RetryInterval is how long Tiered uses memory only after the disk tier
 	// fails, before trying the disk again. Zero means 30 s.
 	RetryInterval time.Duration
+	// WriteBehindBytes bounds the bodies committed to memory whose disk
+	// copy is not written yet (see tiered_writebehind.go); an object that
+	// would exceed it is kept in memory only. The queue keeps the bodies
+	// of objects memory evicts before their turn, out of the memory tier's
+	// room for bodies in flight. Zero means half of that room
+	// (MemoryConfig.InFlightBytes).
+	WriteBehindBytes int64
+	// WriteBehindWorkers is how many goroutines write queued objects to
+	// disk. Zero means 1.
+	WriteBehindWorkers int
+	// DiskMinUses is how many requests an object that fits memory must
+	// have had for its disk copy to be written: 1 writes every object; 2
+	// writes one once it is asked for again, on a memory hit or when it is
+	// fetched anew soon after memory let it go, so objects asked for once
+	// cost the disk nothing (as nginx's proxy_cache_min_uses 2): about half
+	// the disk tier's CPU on a trace with many one-hit wonders, for a lower
+	// hit ratio when the disk is much larger than memory. Objects too large
+	// for memory go to disk at once whatever it says. Zero means 1.
+	DiskMinUses int
 	// Logger receives a line when the disk starts failing and when it
 	// recovers. Nil discards them.
 	Logger *slog.Logger
-	// Registerer receives outpost_disk_degraded and
-	// outpost_tiered_promotions_total. Nil means they are not registered.
+	// Registerer receives outpost_disk_degraded,
+	// outpost_tiered_promotions_total and outpost_tiered_write_behind_*.
+	// Nil means they are not registered.
 	Registerer prometheus.Registerer
 	// Now returns the current time, for the retry interval. Nil means
 	// time.Now.
@@ -44,11 +64,15 @@ type TieredConfig struct {
 // Tiered is a Memory tier in front of a Disk tier. It is safe for
 // concurrent use.
 //
-// Get looks in memory, then on disk; a disk hit is copied into memory
-// (promoted) when it is small enough and has been asked for before. Put
-// writes through to both tiers, except that bodies over the memory tier's
-// per-object limit, or of unknown length, go to disk only. Update and
-// Delete reach both tiers. Walk reports each key once.
+// Get looks in memory, then among the objects waiting for their disk copy,
+// then on disk; a disk hit is copied into memory (promoted) when it is small
+// enough and has been asked for before. Put writes a body that fits the
+// memory tier to memory, and its disk copy after Commit, off the request
+// path (write-behind, see tiered_writebehind.go); bodies over the memory
+// tier's per-object limit, of unknown length, or that memory has no room
+// for while they arrive, are written to disk directly. Update and Delete
+// reach both tiers and the queue. Walk reports each key once. Close
+// writes what is queued, and must be called before the tiers are closed.
 //
 // A failing disk degrades Tiered to memory only, never failing a request
 // because of it: a disk I/O error on Get is a miss, and Put, Write and
@@ -82,6 +106,7 @@ type Tiered struct {
 
 	promoteMax     int64
 	promoteMinHits int
+	diskMinUses    int
 	retry          time.Duration
 	now            func() time.Time
 	log            *slog.Logger
@@ -94,7 +119,11 @@ type Tiered struct {
 
 	stale staleKeys // keys whose disk copy is older than memory's
 
+	wb        *writeBehind
+	closeOnce sync.Once
+
 	promoteHook func() // tests only: runs between a promotion's copy and its commit
+	installHook func() // tests only: runs between a queued disk copy's write and its install
 
 	reg        prometheus.Registerer
 	degraded   prometheus.Gauge
@@ -118,6 +147,21 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig) (*Tiered, error) {
 		return nil, fmt.Errorf("tiered: PromoteMinHits %d is negative", cfg.PromoteMinHits)
 	case cfg.RetryInterval < 0:
 		return nil, fmt.Errorf("tiered: RetryInterval %v is negative", cfg.RetryInterval)
+	case cfg.WriteBehindBytes < 0:
+		return nil, fmt.Errorf("tiered: WriteBehindBytes %d is negative", cfg.WriteBehindBytes)
+	case cfg.WriteBehindWorkers < 0:
+		return nil, fmt.Errorf("tiered: WriteBehindWorkers %d is negative", cfg.WriteBehindWorkers)
+	case cfg.DiskMinUses < 0 || cfg.DiskMinUses > 2:
+		return nil, fmt.Errorf("tiered: DiskMinUses %d is not 1 or 2", cfg.DiskMinUses)
+	}
+	if cfg.DiskMinUses == 0 {
+		cfg.DiskMinUses = 1
+	}
+	if cfg.WriteBehindBytes == 0 {
+		cfg.WriteBehindBytes = max(mem.inFlight/2, 1<<20)
+	}
+	if cfg.WriteBehindWorkers == 0 {
+		cfg.WriteBehindWorkers = 1
 	}
 	if cfg.PromoteMaxSize == 0 {
 		cfg.PromoteMaxSize = 8 << 20
@@ -139,6 +183,7 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig) (*Tiered, error) {
 		disk:           disk,
 		promoteMax:     cfg.PromoteMaxSize,
 		promoteMinHits: cfg.PromoteMinHits,
+		diskMinUses:    cfg.DiskMinUses,
 		retry:          cfg.RetryInterval,
 		now:            cfg.Now,
 		log:            cfg.Logger.With("tier", "tiered"),
@@ -153,30 +198,48 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig) (*Tiered, error) {
 		}),
 		stale: staleKeys{max: maxStaleKeys},
 	}
+	t.wb = newWriteBehind(cfg.WriteBehindBytes, cfg.WriteBehindWorkers, t.writeJob)
 	if t.reg != nil {
-		if err := t.reg.Register(t.degraded); err != nil {
-			return nil, fmt.Errorf("tiered: register metrics: %w", err)
-		}
-		if err := t.reg.Register(t.promotions); err != nil {
-			t.reg.Unregister(t.degraded)
-			return nil, fmt.Errorf("tiered: register metrics: %w", err)
+		var done []prometheus.Collector
+		for _, c := range t.collectors() {
+			if err := t.reg.Register(c); err != nil {
+				for _, d := range done {
+					t.reg.Unregister(d)
+				}
+				return nil, fmt.Errorf("tiered: register metrics: %w", err)
+			}
+			done = append(done, c)
 		}
 	}
 	return t, nil
+}
+
+func (t *Tiered) collectors() []prometheus.Collector {
+	return append([]prometheus.Collector{t.degraded, t.promotions}, t.wb.collectors()...)
 }
 
 // Ready returns the disk tier's Ready channel: closed once its index is
 // loaded.
 func (t *Tiered) Ready() <-chan struct{} { return t.disk.Ready() }
 
-// Close unregisters the metrics. It does not close the tiers.
+// Close writes the objects waiting for their disk copy, stops the
+// write-behind goroutines and unregisters the metrics. It does not close
+// the tiers. It is safe to call more than once.
 func (t *Tiered) Close() error {
-	if t.reg != nil {
-		t.reg.Unregister(t.degraded)
-		t.reg.Unregister(t.promotions)
-	}
+	t.closeOnce.Do(func() {
+		t.wb.close()
+		if t.reg != nil {
+			for _, c := range t.collectors() {
+				t.reg.Unregister(c)
+			}
+		}
+	})
 	return nil
 }
+
+// Flush waits until every object queued for its disk copy so far is
+// written (or dropped because the write failed), or ctx is done.
+func (t *Tiered) Flush(ctx context.Context) error { return t.wb.flush(ctx) }
 
 // touchEvery is how many memory hits Tiered reports to the disk's eviction
 // policy for one: the report hashes the key (SHA-256) and takes the disk
@@ -189,12 +252,17 @@ const touchEvery = 8
 // that fails is a miss (ErrNotFound), counted and logged.
 func (t *Tiered) Get(ctx context.Context, key string) (Object, error) {
 	if o, err := t.mem.Get(ctx, key); err == nil {
-		// The runtime's per-thread generator: no state shared between
-		// the cores serving hits.
-		if rand.Uint32()%touchEvery == 0 && t.diskUsable() {
+		if e := o.(*memObject).e; !e.disk.Load() {
+			t.admitOnHit(ctx, e) // asked for again: worth a disk copy
+		} else if rand.Uint32()%touchEvery == 0 && t.diskUsable() {
+			// The runtime's per-thread generator: no state shared between
+			// the cores serving hits.
 			t.disk.touch(key) // the disk's eviction policy learns what is popular
 		}
 		return o, nil
+	}
+	if o, ok := t.wb.get(key); ok {
+		return o, nil // committed, its disk copy not written yet
 	}
 	if !t.diskUsable() {
 		return nil, ErrNotFound
@@ -220,7 +288,7 @@ func (t *Tiered) Get(ctx context.Context, key string) (Object, error) {
 // is left as that change set it.
 func (t *Tiered) promote(o *diskObject, gs *genStripe, gen uint64) {
 	m := o.Meta()
-	if o.freq < t.promoteMinHits || m.Size > t.promoteMax || m.Size+m.HeaderSize() > t.mem.MaxObjectSize() {
+	if o.freq < t.promoteMinHits || m.Size > t.promoteMax || m.Size > t.mem.MaxObjectSize() {
 		return
 	}
 	w, err := t.mem.put(*m)
@@ -239,7 +307,8 @@ func (t *Tiered) promote(o *diskObject, gs *genStripe, gen uint64) {
 	if gs.gen.Load() != gen {
 		return
 	}
-	if stored, err := w.commit(); err == nil && stored {
+	if e, err := w.commit(); err == nil {
+		e.disk.Store(true) // it came from there
 		t.promotions.Inc()
 	}
 }
@@ -271,12 +340,20 @@ func (t *Tiered) settle(key string, fn func()) {
 	gs.gen.Add(1)
 }
 
-// Put starts writing m to memory and disk, or to disk only when the body
-// is over the memory tier's limit or of unknown length. While the disk is
+// Put starts writing m to memory, its disk copy to follow its Commit; to
+// disk directly when the body is over the memory tier's limit, of unknown
+// length, or memory has no room for it while it arrives. While the disk is
 // failing it writes to memory only, and fails with ErrTooLarge for a body
 // over the memory limit.
 func (t *Tiered) Put(ctx context.Context, m Meta) (Writer, error) {
-	toMem := m.Size >= 0 && m.Size+m.HeaderSize() <= t.mem.MaxObjectSize()
+	toMem := m.Size >= 0 && m.Size <= t.mem.MaxObjectSize()
+	if toMem && t.diskUsable() {
+		if mw, err := t.mem.Put(ctx, m); err == nil {
+			w := newTieredWriter(t, m.Key, mw, nil)
+			w.behind = true
+			return w, nil
+		}
+	}
 	var dw Writer
 	var derr error
 	if t.diskUsable() {
@@ -305,17 +382,23 @@ func (t *Tiered) Put(ctx context.Context, m Meta) (Writer, error) {
 // succeeds if either tier held the object, and reports ErrNotFound if
 // neither did. While the disk is failing, or holds an older version than
 // memory (see tiered_stale.go), only memory is updated.
+//
+// An object waiting for its disk copy gets the new metadata in the queue
+// (its file is written with it), and the disk's older copy is left alone.
 func (t *Tiered) Update(ctx context.Context, m Meta) error {
-	derr := ErrNotFound
-	if t.diskUsable() && !(t.stale.has(m.Key) && t.dropStale(ctx, m.Key)) {
-		if derr = t.disk.Update(ctx, m); derr == nil {
-			t.diskWrote()
-		} else {
-			t.diskFailed(derr)
+	derr, merr := ErrNotFound, error(nil)
+	t.settle(m.Key, func() {
+		if t.wb.update(m) {
+			derr = nil
+		} else if t.diskUsable() && !(t.stale.has(m.Key) && t.dropStaleLocked(ctx, m.Key)) {
+			if derr = t.disk.Update(ctx, m); derr == nil {
+				t.diskWrote()
+			} else {
+				t.diskFailed(derr)
+			}
 		}
-	}
-	var merr error
-	t.settle(m.Key, func() { merr = t.mem.Update(ctx, m) })
+		merr = t.mem.Update(ctx, m)
+	})
 	switch {
 	case merr == nil || derr == nil:
 		return nil
@@ -325,21 +408,27 @@ func (t *Tiered) Update(ctx context.Context, m Meta) error {
 	return derr
 }
 
-// Delete removes the object under key from both tiers. It tries the disk
-// even while it is failing, so a purge reaches every copy that could be
-// served later; an error means the disk may still hold the object.
+// Delete removes the object under key from both tiers and cancels its
+// pending disk write. It tries the disk even while it is failing, so a
+// purge reaches every copy that could be served later; an error means the
+// disk may still hold the object.
 func (t *Tiered) Delete(ctx context.Context, key string) error {
-	err := t.disk.Delete(ctx, key)
-	t.diskFailed(err)
-	if err == nil {
-		t.stale.remove(key)
-	}
-	t.settle(key, func() { t.mem.Delete(ctx, key) })
+	var err error
+	t.settle(key, func() {
+		t.wb.cancel(key)
+		err = t.disk.Delete(ctx, key)
+		t.diskFailed(err)
+		if err == nil {
+			t.stale.remove(key)
+		}
+		t.mem.Delete(ctx, key)
+	})
 	return err
 }
 
 // Walk calls fn with the metadata of every object, each key once: first
-// those in memory, then those on disk only. It walks the disk even while
+// those in memory, then those waiting for their disk copy, then those on
+// disk only. It walks the disk even while
 // the disk is failing, and returns the disk's error when it could not list
 // every object there.
 func (t *Tiered) Walk(ctx context.Context, fn func(*Meta) error) error {
@@ -350,6 +439,15 @@ func (t *Tiered) Walk(ctx context.Context, fn func(*Meta) error) error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, m := range t.wb.metas() {
+		if _, ok := seen[m.Key]; ok {
+			continue
+		}
+		seen[m.Key] = struct{}{}
+		if err := fn(m); err != nil {
+			return err
+		}
 	}
 	return t.disk.Walk(ctx, func(m *Meta) error {
 		if _, ok := seen[m.Key]; ok {

@@ -97,10 +97,11 @@ func (dg *degradable) degraded(t *testing.T) float64 {
 	return gauge(t, dg.reg, "outpost_disk_degraded")
 }
 
-// TestTieredDiskFullMidFill fails the disk while a body that goes to both
-// tiers is being written: the writer carries on in memory, a follower
-// reads every byte, the object is served from memory, and the tier runs
-// memory-only until the retry interval is over and the disk works again.
+// TestTieredDiskFullMidFill fails the disk while a body that fits memory
+// is being written: the write carries on in memory (its disk copy follows
+// Commit), a follower reads every byte, the object is served from memory,
+// the disk write fails, and the tier runs memory-only until the retry
+// interval is over and the disk works again.
 func TestTieredDiskFullMidFill(t *testing.T) {
 	ctx := context.Background()
 	dg := newDegradable(t, storage.MemoryConfig{})
@@ -121,6 +122,7 @@ func TestTieredDiskFullMidFill(t *testing.T) {
 	_, err = w.Write(body[200_000:])
 	require.NoError(t, err)
 	require.NoError(t, w.Commit(), "Commit with the disk full and memory fine")
+	require.NoError(t, storage.FlushWriteBehind(dg.Tiered)) // the disk write fails
 	n, _ = w.ReadAt(follower, 0)
 	assert.Equal(t, len(body), n)
 	assert.Equal(t, body, follower, "what the follower read")
@@ -133,11 +135,12 @@ func TestTieredDiskFullMidFill(t *testing.T) {
 	store(t, dg, meta("k2", 10), make([]byte, 10))
 	mustGetBody(t, dg, "k2")
 	wantMiss(t, dg, "never-stored")
-	assert.Equal(t, before+1, dg.ops.Load(), "disk operations while degraded (the Commit's delete of a stale copy)")
+	assert.Equal(t, before, dg.ops.Load(), "disk operations while degraded (k2 has no disk copy to remove)")
 
 	dg.failDisk(0)
 	dg.clock.Add(time.Minute)
 	store(t, dg, meta("k3", 10), make([]byte, 10))
+	require.NoError(t, storage.FlushWriteBehind(dg.Tiered))
 	assert.Equal(t, 0.0, dg.degraded(t), "after the retry interval, with the disk healed")
 	assert.Contains(t, dg.logs.String(), "disk tier recovered")
 	assert.Equal(t, make([]byte, 10), mustGetBody(t, dg.disk, "k3"), "written to disk again")
@@ -210,6 +213,7 @@ func TestTieredDeleteReachesFailingDisk(t *testing.T) {
 	ctx := context.Background()
 	dg := newDegradable(t, storage.MemoryConfig{})
 	store(t, dg, meta("k", 10), make([]byte, 10))
+	require.NoError(t, storage.FlushWriteBehind(dg.Tiered))
 	dg.failDisk(syscall.EIO)
 	wantMiss(t, dg, "nothing") // a read starts memory-only mode
 	assert.ErrorIs(t, dg.Delete(ctx, "k"), syscall.EIO, "a purge that cannot reach the disk says so")
@@ -233,6 +237,7 @@ func TestTieredDeleteDoesNotEndDegradedMode(t *testing.T) {
 	dg.fault.Store(&full)
 	for i := range 5 {
 		store(t, dg, meta(keyN(i), 1), []byte("x"))
+		require.NoError(t, storage.FlushWriteBehind(dg.Tiered))
 		assert.Equal(t, 1.0, dg.degraded(t), "after commit %d", i)
 	}
 	require.NoError(t, dg.Delete(context.Background(), keyN(0)))
@@ -262,8 +267,11 @@ func TestTieredMemoryOnlyCommitHidesOlderDiskCopy(t *testing.T) {
 	dg := newDegradable(t, storage.MemoryConfig{})
 	v1, v2 := randomBody(1, 1000), randomBody(2, 1000)
 	store(t, dg, meta("k", 1000), v1)
+	require.NoError(t, storage.FlushWriteBehind(dg.Tiered))
 	dg.failDisk(syscall.EIO)
 	store(t, dg, meta("k", 1000), v2)
+	require.NoError(t, storage.FlushWriteBehind(dg.Tiered)) // its disk write fails
+	assert.Equal(t, 1.0, dg.degraded(t))
 	assert.Equal(t, v2, mustGetBody(t, dg, "k"))
 
 	dg.failDisk(0)
@@ -283,7 +291,9 @@ func TestTieredMemoryOnlyCommitFailsWhenOlderDiskCopyStays(t *testing.T) {
 	storage.SetMaxStaleKeys(dg.Tiered, 0)
 	v1 := randomBody(1, 1000)
 	store(t, dg, meta("k", 1000), v1)
+	require.NoError(t, storage.FlushWriteBehind(dg.Tiered))
 	dg.failDisk(syscall.EIO)
+	wantMiss(t, dg, "nothing") // a failed read: memory-only mode, so the Commit below is memory-only
 	w, err := dg.Put(context.Background(), meta("k", 1000))
 	require.NoError(t, err)
 	defer w.Close()
@@ -295,4 +305,26 @@ func TestTieredMemoryOnlyCommitFailsWhenOlderDiskCopyStays(t *testing.T) {
 	dg.failDisk(0)
 	dg.clock.Add(time.Minute)
 	assert.Equal(t, v1, mustGetBody(t, dg, "k"), "the version the failed Commit would have replaced")
+}
+
+// TestTieredFailedWriteBehindKeepsTierConsistent replaces an object whose
+// disk copy then cannot be written, nor the older copy removed, nor the
+// key remembered as stale: memory lets the new version go too, so the
+// tier serves the older one from now on rather than flip back to it when
+// memory evicts the new one.
+func TestTieredFailedWriteBehindKeepsTierConsistent(t *testing.T) {
+	dg := newDegradable(t, storage.MemoryConfig{})
+	storage.SetMaxStaleKeys(dg.Tiered, 0)
+	v1, v2 := randomBody(1, 1000), randomBody(2, 1000)
+	store(t, dg, meta("k", 1000), v1)
+	require.NoError(t, storage.FlushWriteBehind(dg.Tiered))
+	dg.failDisk(syscall.EIO)
+	store(t, dg, meta("k", 1000), v2) // Commit returns once memory holds it
+	require.NoError(t, storage.FlushWriteBehind(dg.Tiered))
+	wantMiss(t, dg.mem, "k")
+	assert.Contains(t, dg.logs.String(), "kept the older disk copy")
+
+	dg.failDisk(0)
+	dg.clock.Add(time.Minute)
+	assert.Equal(t, v1, mustGetBody(t, dg, "k"), "the version the failed write would have replaced")
 }

@@ -120,6 +120,11 @@ func (t *Tiered) dropStale(ctx context.Context, key string) bool {
 	gs := t.genStripe(key)
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
+	return t.dropStaleLocked(ctx, key)
+}
+
+// dropStaleLocked is dropStale for a caller holding key's stripe.
+func (t *Tiered) dropStaleLocked(ctx context.Context, key string) bool {
 	if !t.stale.has(key) {
 		return false
 	}

@@ -24,11 +24,15 @@ type tiers struct {
 }
 
 // newTiered builds a Tiered over a new Memory and a Disk in dir (a new
-// temporary directory if empty), closed when the test ends.
+// temporary directory if empty), closed when the test ends. Unless cfg
+// says otherwise, every object gets a disk copy (DiskMinUses 1).
 func newTiered(t testing.TB, dir string, mcfg storage.MemoryConfig, cfg storage.TieredConfig) *tiers {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
+	}
+	if cfg.DiskMinUses == 0 {
+		cfg.DiskMinUses = 1
 	}
 	if mcfg.MaxBytes == 0 {
 		mcfg.MaxBytes = 64 << 20
@@ -48,6 +52,7 @@ func TestTieredConformance(t *testing.T) {
 		New: func(t *testing.T) storage.Tier { return newTiered(t, "", mcfg, storage.TieredConfig{}) },
 		Reopen: func(t *testing.T, tier storage.Tier) storage.Tier {
 			old := tier.(*tiers)
+			require.NoError(t, old.Tiered.Close()) // writes what is queued for disk
 			require.NoError(t, old.disk.Close())
 			old.mem.Close()
 			return newTiered(t, old.dir, mcfg, storage.TieredConfig{})
@@ -94,6 +99,7 @@ func TestTieredPlacement(t *testing.T) {
 			ts := newTiered(t, "", storage.MemoryConfig{MaxObjectSize: 64 << 10}, storage.TieredConfig{})
 			body := randomBody(1, tt.bodySize)
 			store(t, ts, meta("k", tt.giveSize), body)
+			require.NoError(t, storage.FlushWriteBehind(ts.Tiered))
 			assert.Equal(t, body, mustGetBody(t, ts.disk, "k"), "disk copy")
 			_, err := ts.mem.Get(context.Background(), "k")
 			assert.Equal(t, tt.wantMem, err == nil, "in memory: Get = %v", err)
@@ -135,15 +141,22 @@ func TestTieredReplacementHidesOldVersion(t *testing.T) {
 func TestTieredUpdateAndDeleteReachBothTiers(t *testing.T) {
 	ctx := context.Background()
 	ts := newTiered(t, "", storage.MemoryConfig{}, storage.TieredConfig{})
-	store(t, ts, meta("k", 10), []byte("0123456789"))
-	m := meta("k", 10)
-	m.Header.Set("Etag", `"v2"`)
-	require.NoError(t, ts.Update(ctx, m))
-	for _, tier := range []storage.Tier{ts.mem, ts.disk} {
-		o, err := tier.Get(ctx, "k")
-		require.NoError(t, err)
-		assert.Equal(t, `"v2"`, o.Meta().Header.Get("Etag"), "%T after Update", tier)
-		o.Close()
+	for _, queued := range []bool{true, false} { // an Update before or after the disk copy is written
+		store(t, ts, meta("k", 10), []byte("0123456789"))
+		if !queued {
+			require.NoError(t, storage.FlushWriteBehind(ts.Tiered))
+		}
+		m := meta("k", 10)
+		m.Header.Set("Etag", `"v2"`)
+		require.NoError(t, ts.Update(ctx, m))
+		require.NoError(t, storage.FlushWriteBehind(ts.Tiered))
+		for _, tier := range []storage.Tier{ts.mem, ts.disk} {
+			o, err := tier.Get(ctx, "k")
+			require.NoError(t, err)
+			assert.Equal(t, `"v2"`, o.Meta().Header.Get("Etag"), "%T after Update (queued: %v)", tier, queued)
+			assert.Equal(t, []byte("0123456789"), readBody(t, o), "%T after Update (queued: %v)", tier, queued)
+			o.Close()
+		}
 	}
 	// On disk only, Update still succeeds.
 	store(t, ts.disk, meta("d", 1), []byte("x"))
@@ -209,6 +222,7 @@ func BenchmarkTieredGet(b *testing.B) {
 	ts := newTiered(b, "", storage.MemoryConfig{MaxObjectSize: 64 << 10}, storage.TieredConfig{})
 	store(b, ts, meta("small", 4096), randomBody(1, 4096))
 	store(b, ts, meta("large", 1<<20), randomBody(2, 1<<20))
+	require.NoError(b, storage.FlushWriteBehind(ts.Tiered))
 	for _, key := range []string{"small", "large"} {
 		b.Run(key, func(b *testing.B) {
 			b.ReportAllocs()
@@ -271,6 +285,7 @@ func TestTieredPromotionDoesNotOverwriteNewerVersion(t *testing.T) {
 func TestTieredSampledMemoryHitsFeedDiskPolicy(t *testing.T) {
 	ts := newTiered(t, "", storage.MemoryConfig{}, storage.TieredConfig{})
 	store(t, ts, meta("k", 10), make([]byte, 10))
+	require.NoError(t, storage.FlushWriteBehind(ts.Tiered))
 	require.Zero(t, storage.DiskFreq(ts.disk, "k"))
 	for range 400 {
 		mustGetBody(t, ts, "k")
@@ -319,6 +334,7 @@ func BenchmarkTieredMemoryHit(b *testing.B) {
 				keys[i] = fmt.Sprintf("https://example.com/assets/img/%d.png?v=abcdef", i)
 				store(b, tier, meta(keys[i], 100), make([]byte, 100))
 			}
+			require.NoError(b, storage.FlushWriteBehind(ts.Tiered))
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()

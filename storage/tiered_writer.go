@@ -17,6 +17,9 @@ import (
 type tieredWriter struct {
 	t   *Tiered
 	key string
+	// behind: memory only while the body arrives, and the disk copy queued
+	// at Commit (write-behind).
+	behind bool
 
 	src atomic.Pointer[side] // where ReadAt reads; lock-free for followers
 
@@ -97,11 +100,14 @@ func (w *tieredWriter) ReadAt(p []byte, off int64) (int, error) {
 // tier cannot serve the version this one replaces; when that tier is the
 // disk and the removal fails, the key's disk copy is set aside as stale
 // (see tiered_stale.go), and Commit fails only if it cannot be, having
-// removed the new body from memory again.
+// removed the new body from memory again. A write-behind body committed to
+// memory queues its disk copy instead; if the queue is full, the disk's
+// older copy is removed as for a memory-only Commit.
 //
-// The disk side commits first, and memory's side is settled after, under
-// the key's generation stripe (see Tiered.settle), so a promotion of the
-// version this one replaces cannot land in memory after it.
+// It holds the key's generation stripe throughout (see Tiered.settle): an
+// older version's pending disk write is canceled before a newer file can
+// be installed, and a promotion of the version this one replaces cannot
+// land in memory after it.
 func (w *tieredWriter) Commit() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -110,23 +116,27 @@ func (w *tieredWriter) Commit() error {
 	}
 	w.state = writerAborted
 	t, ctx := w.t, context.Background()
-	var derr, merr error
-	switch {
-	case w.disk.live():
-		derr = w.disk.w.Commit()
-		if w.disk.committed = derr == nil; w.disk.committed {
-			t.diskWrote()
-		} else {
-			t.diskFailed(derr)
-		}
-	case w.disk.w != nil:
-		w.disk.w.Abort()
-	}
 	var err error
+	retry := false
 	t.settle(w.key, func() {
+		t.wb.cancel(w.key) // an older version's disk copy, queued
+		var derr, merr error
+		switch {
+		case w.disk.live():
+			derr = w.disk.w.Commit()
+			if w.disk.committed = derr == nil; w.disk.committed {
+				t.diskWrote()
+				retry = true
+			} else {
+				t.diskFailed(derr)
+			}
+		case w.disk.w != nil:
+			w.disk.w.Abort()
+		}
+		var e *memEntry
 		switch {
 		case w.mem.live():
-			merr = w.mem.w.Commit()
+			e, merr = w.mem.w.(*memWriter).commit()
 			w.mem.committed = merr == nil
 		case w.mem.w != nil:
 			w.mem.w.Abort()
@@ -139,6 +149,8 @@ func (w *tieredWriter) Commit() error {
 			err = cmp.Or(merr, derr, w.err) // w.err: no side was left to commit
 		case !w.mem.committed:
 			t.mem.Delete(ctx, w.key) // an older version
+		case !w.disk.committed && w.behind && t.queueOnCommit(e):
+			// The disk copy follows.
 		case !w.disk.committed:
 			if err = t.dropOlderDiskCopy(ctx, w.key); err != nil {
 				t.mem.Delete(ctx, w.key)
@@ -149,7 +161,7 @@ func (w *tieredWriter) Commit() error {
 		return err
 	}
 	w.state = writerCommitted
-	if w.disk.committed {
+	if retry {
 		t.retryStale(ctx)
 	}
 	return nil

@@ -123,6 +123,8 @@ type storageConfig struct {
 	Disk   diskConfig `yaml:"disk"`
 	// MaxObject bounds one object in memory.
 	MaxObject at[string] `yaml:"max_object"`
+	// MemoryArena is where the memory tier keeps bodies: mmap or heap.
+	MemoryArena at[string] `yaml:"memory_arena"`
 	// SliceSize and SliceThreshold control slicing of large objects.
 	SliceSize      at[string] `yaml:"slice_size"`
 	SliceThreshold at[string] `yaml:"slice_threshold"`
@@ -133,6 +135,9 @@ type diskConfig struct {
 	Size at[string] `yaml:"size"`
 	// MaxObject bounds one object on disk.
 	MaxObject at[string] `yaml:"max_object"`
+	// MinUses is how many requests an object needs before its disk copy
+	// is written (1 or 2).
+	MinUses at[int] `yaml:"min_uses"`
 }
 
 type hostConfig struct {

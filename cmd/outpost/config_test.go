@@ -50,6 +50,8 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"bad compression coding", []string{"--origin", "http://o"}, "compression:\n  codings:\n    - zstd\n    - deflate\n", []string{"line 4", "compression.codings", "deflate"}},
 		{"bad compression switch", []string{"--origin", "http://o"}, "compression: maybe\n", []string{"line 1", "compression", "maybe"}},
 		{"bad compression size", []string{"--origin", "http://o"}, "compression: { min_size: big }\n", []string{"line 1", "compression.min_size", "big"}},
+		{"bad memory arena", []string{"--origin", "http://o"}, "storage:\n  memory_arena: swap\n", []string{"line 2", "storage.memory_arena", "swap"}},
+		{"bad disk min uses", []string{"--origin", "http://o"}, "storage:\n  disk:\n    min_uses: 3\n", []string{"line 3", "storage.disk.min_uses", "3"}},
 		{"public admin without token", []string{"--origin", "http://o", "--admin", "0.0.0.0:9091"}, "", []string{"admin", "token"}},
 	}
 	for _, tt := range tests {

@@ -91,7 +91,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 	n.ops.resolve = f.resolve     // reloads read the same flags and file again
 	defer handleSignals(ctx, n)() // SIGHUP reloads, SIGUSR1 reopens the access log (signals.go)
 	gcCtx, stopGC := context.WithCancel(context.Background())
-	gcDone := startGCTuner(gcCtx, s.memory)
+	gcDone := startGCTuner(gcCtx, n.mem.Stats())
 	defer func() { stopGC(); <-gcDone }()
 	if err := n.run(ctx); err != nil {
 		log.Error("serve", "err", err)

@@ -237,7 +237,7 @@ func (n *node) publicListener(ln net.Listener, guard *httpguard.Guard) net.Liste
 // buildStorage makes the memory tier and, with a cache directory, the disk
 // tier behind it.
 func (n *node) buildStorage() error {
-	mem, err := storage.NewMemory(storage.MemoryConfig{MaxBytes: n.s.memory, MaxObjectSize: n.s.maxObject})
+	mem, err := storage.NewMemory(storage.MemoryConfig{MaxBytes: n.s.memory, MaxObjectSize: n.s.maxObject, Arena: n.s.memoryArena})
 	if err != nil {
 		return badField("storage.memory", 0, "%v", err)
 	}
@@ -252,7 +252,7 @@ func (n *node) buildStorage() error {
 	}
 	n.disk = disk
 	n.closers = append(n.closers, disk.Close)
-	tiered, err := storage.NewTiered(mem, disk, storage.TieredConfig{Logger: n.log, Registerer: n.reg})
+	tiered, err := storage.NewTiered(mem, disk, storage.TieredConfig{Logger: n.log, Registerer: n.reg, DiskMinUses: n.s.diskMinUses})
 	if err != nil {
 		return err
 	}

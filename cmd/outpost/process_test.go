@@ -135,7 +135,9 @@ func TestBinaryStopsOnSIGTERM(t *testing.T) {
 
 // TestKillDuringFillsServesOnlyWholeObjects: SIGKILL a node with a disk
 // tier while clients fill it, restart it on the same directory, and check
-// that every body it serves matches the origin byte for byte.
+// that every body it serves matches the origin byte for byte, and that
+// every object whose disk copy was written before the kill (asked for
+// twice, then the write-behind queue drained) is served from disk after it.
 func TestKillDuringFillsServesOnlyWholeObjects(t *testing.T) {
 	const objects = 120
 	bodies := make([][]byte, objects)
@@ -224,6 +226,15 @@ func TestKillDuringFillsServesOnlyWholeObjects(t *testing.T) {
 				if bytes.Contains([]byte(resp.Header.Get("Cache-Status")), []byte("; hit")) {
 					hits++
 				}
+				if back == 0 {
+					// The second request queues the disk copy of an object
+					// held in memory; wait until it is written.
+					resp, err := get(fmt.Sprintf("%s/r%d/%d", p.url, round, i))
+					require.NoError(t, err)
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					waitWriteBehind(t, p.admin)
+				}
 			}
 			t.Logf("round %d: %d of %d objects of round %d served from the disk tier", round, hits, objects, round-back)
 			if back == 1 {
@@ -233,5 +244,24 @@ func TestKillDuringFillsServesOnlyWholeObjects(t *testing.T) {
 		require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
 		<-p.exited
 		p.exited <- nil
+	}
+}
+
+// waitWriteBehind waits until the node at admin has no object waiting for
+// its disk copy.
+func waitWriteBehind(t *testing.T, admin string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(admin + "/metrics")
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		if bytes.Contains(b, []byte("\noutpost_tiered_write_behind_bytes 0\n")) {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "write-behind queue not drained after 10s")
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/outpost-cdn/outpost/access"
 	"github.com/outpost-cdn/outpost/edge"
+	"github.com/outpost-cdn/outpost/storage"
 )
 
 // settings is the resolved configuration of a node: defaults, then the
@@ -30,6 +31,7 @@ type settings struct {
 	parentHealth healthSettings
 	memory       int64
 	maxObject    int64
+	memoryArena  storage.Arena
 	sliceSize    int64
 	sliceThresh  int64  // -1: slicing off
 	busURL       string // purge_bus.nats; empty: no fleet bus
@@ -40,6 +42,7 @@ type settings struct {
 	http3        bool             // HTTP/3 beside HTTPS (http3.go)
 	sendTimeout  time.Duration    // send_timeout: each write to a client must progress within it; 0: none
 	cacheDir     string
+	diskMinUses  int // storage.disk.min_uses; 0: the default
 	disk         int64
 	diskMaxObj   int64 // storage.disk.max_object; 0: the disk tier's default
 	limits       limitSettings
@@ -217,6 +220,9 @@ func (f *serveFlags) resolveConfig(fc *fileConfig, set map[string]bool) (*settin
 	if s.maxObject, err = sizeField("storage.max_object", fc.Storage.MaxObject, 0); err != nil {
 		return nil, err
 	}
+	if s.memoryArena, err = storage.ParseArena(fc.Storage.MemoryArena.V); err != nil {
+		return nil, badField("storage.memory_arena", fc.Storage.MemoryArena.Line, "%v", err)
+	}
 	if s.sliceSize, err = sizeField("storage.slice_size", fc.Storage.SliceSize, 0); err != nil {
 		return nil, err
 	}
@@ -230,6 +236,10 @@ func (f *serveFlags) resolveConfig(fc *fileConfig, set map[string]bool) (*settin
 	}
 	v, _ = pick("cache-dir", f.cacheDir, fc.Storage.Disk.Dir, "storage.disk.dir")
 	s.cacheDir = v.V
+	if mu := fc.Storage.Disk.MinUses; mu.V != 0 && mu.V != 1 && mu.V != 2 {
+		return nil, badField("storage.disk.min_uses", mu.Line, "%d: want 1 or 2", mu.V)
+	}
+	s.diskMinUses = fc.Storage.Disk.MinUses.V
 	v, field = pick("disk", f.disk, fc.Storage.Disk.Size, "storage.disk.size")
 	if s.disk, err = sizeField(field, v, 0); err != nil {
 		return nil, err

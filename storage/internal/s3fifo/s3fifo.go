@@ -12,14 +12,46 @@
 // and never displaces the main queue's working set, where plain LRU would
 // flush it.
 //
+// With Config.Adaptive, the small queue's share is not fixed at a tenth but
+// learnt, as ARC learns its split (Megiddo and Modha, FAST 2003): keys
+// evicted from the main queue are remembered too, in a second ghost queue.
+// A miss on a key the small queue dropped says the small queue was too
+// short to see the key's second request, and grows it by the key's charge;
+// a miss on a key the main queue dropped says the main queue was too short,
+// and shrinks the small one (each step scaled by the ratio of the two ghost
+// queues' lengths, as in ARC). Such a key also goes straight back to the
+// main queue. When popularity shifts, last period's popular objects leave
+// the main queue through its ghost while newcomers find a longer small
+// queue, so the cache follows the shift about as fast as LRU does, while a
+// steady or scan-heavy workload keeps the small queue short and the main
+// queue protected.
+//
 // Entries live in one slice linked by int32 indices, with no pointers, so
 // a million of them cost the garbage collector nothing to scan.
 package s3fifo
 
 import "slices"
 
-// maxFreq saturates the per-entry hit counter, as in the paper (two bits).
+// maxFreq saturates the per-entry hit counter by default, as in the paper
+// (two bits).
 const maxFreq = 3
+
+// Config configures a Policy. Only Capacity is required.
+type Config[K comparable, V any] struct {
+	// Capacity is the byte budget the charges must fit.
+	Capacity int64
+	// MaxFreq saturates the per-entry hit counter: an entry the main queue's
+	// hand finds with hits left goes round again, up to MaxFreq times.
+	// Lower values forget faster. Zero means 3; at most 255.
+	MaxFreq int
+	// Adaptive learns the small queue's share from two ghost queues (see
+	// the package comment); without it the share is a tenth of Capacity.
+	Adaptive bool
+	// OnEvict, if set, is called with each entry the policy evicts (not
+	// those removed by Remove or replaced by Add), before Add, Restore or
+	// SetCapacity returns. It must not call the policy.
+	OnEvict func(k K, v V)
+}
 
 // queue identifies where an entry is.
 const (
@@ -41,7 +73,14 @@ type Policy[K comparable, V any] struct {
 	index    map[K]int32
 	small    list
 	main     list
-	ghost    ghost[K]
+	ghost    ghost[K] // keys the small queue evicted
+	// smallTarget is the small queue's share in bytes: beyond it, the small
+	// queue gives up its tail first.
+	smallTarget int64
+	maxFreq     uint8
+	adaptive    bool
+	ghostMain   ghost[K] // adaptive only: keys the main queue evicted
+	onEvict     func(K, V)
 }
 
 type node[K comparable, V any] struct {
@@ -60,15 +99,29 @@ type list struct {
 	n          int
 }
 
-// New returns an empty Policy holding at most capacity bytes.
+// New returns an empty Policy holding at most capacity bytes, with the
+// paper's fixed small queue.
 func New[K comparable, V any](capacity int64) *Policy[K, V] {
+	return NewWithConfig(Config[K, V]{Capacity: capacity})
+}
+
+// NewWithConfig returns an empty Policy configured by cfg.
+func NewWithConfig[K comparable, V any](cfg Config[K, V]) *Policy[K, V] {
+	if cfg.MaxFreq <= 0 {
+		cfg.MaxFreq = maxFreq
+	}
 	return &Policy[K, V]{
-		capacity: capacity,
-		free:     none,
-		index:    make(map[K]int32),
-		small:    list{head: none, tail: none},
-		main:     list{head: none, tail: none},
-		ghost:    ghost[K]{seqs: make(map[K]uint64)},
+		capacity:    cfg.Capacity,
+		free:        none,
+		index:       make(map[K]int32),
+		small:       list{head: none, tail: none},
+		main:        list{head: none, tail: none},
+		ghost:       ghost[K]{seqs: make(map[K]uint64)},
+		smallTarget: cfg.Capacity / 10,
+		maxFreq:     uint8(min(cfg.MaxFreq, 255)),
+		adaptive:    cfg.Adaptive,
+		ghostMain:   ghost[K]{seqs: make(map[K]uint64)},
+		onEvict:     cfg.OnEvict,
 	}
 }
 
@@ -98,10 +151,17 @@ func (p *Policy[K, V]) Get(k K) (V, bool) {
 		return zero, false
 	}
 	n := &p.nodes[i]
-	if n.freq < maxFreq {
+	if n.freq < p.maxFreq {
 		n.freq++
 	}
 	return n.val, true
+}
+
+// Ghost reports whether k was evicted recently enough to be remembered.
+func (p *Policy[K, V]) Ghost(k K) bool {
+	_, small := p.ghost.seqs[k]
+	_, main := p.ghostMain.seqs[k]
+	return small || main
 }
 
 // Peek returns the value under k without counting a hit.
@@ -114,8 +174,8 @@ func (p *Policy[K, V]) Peek(k K) (V, bool) {
 	return p.nodes[i].val, true
 }
 
-// Freq returns the hit count of k (0 to 3; it saturates, and the main
-// queue lowers it as its hand passes), or -1 when k is absent.
+// Freq returns the hit count of k (0 to MaxFreq; it saturates, and the
+// main queue lowers it as its hand passes), or -1 when k is absent.
 func (p *Policy[K, V]) Freq(k K) int {
 	i, ok := p.index[k]
 	if !ok {
@@ -137,9 +197,10 @@ func (p *Policy[K, V]) Set(k K, v V) bool {
 // Add inserts k with value v and charge, evicting entries until the charges
 // fit the capacity, and returns evicted with the keys of the evicted entries
 // appended. A key already present is replaced, and the replacement inherits
-// its queue and frequency; a key that is a ghost enters the main queue;
-// others enter the small queue. An entry charged more than the capacity
-// evicts everything, itself included.
+// its queue and frequency; a key that is a ghost enters the main queue (and,
+// adaptive, moves the small queue's share); others enter the small queue.
+// An entry charged more than the capacity evicts everything, itself
+// included.
 func (p *Policy[K, V]) Add(k K, v V, charge int64, evicted []K) []K {
 	where, freq := inSmall, uint8(0)
 	if i, ok := p.index[k]; ok {
@@ -147,10 +208,35 @@ func (p *Policy[K, V]) Add(k K, v V, charge int64, evicted []K) []K {
 		p.remove(i)
 	} else if p.ghost.take(k) {
 		where = inMain
+		if p.adaptive {
+			// The small queue dropped k before its second request.
+			p.moveTarget(charge * max(1, int64(p.ghostMain.len()/max(p.ghost.len(), 1))))
+		}
+	} else if p.adaptive && p.ghostMain.take(k) {
+		where = inMain
+		// The main queue dropped k before its next request.
+		p.moveTarget(-charge * max(1, int64(p.ghost.len()/max(p.ghostMain.len(), 1))))
 	}
 	p.insert(k, v, charge, where, freq)
 	return p.evict(evicted)
 }
+
+// moveTarget moves the small queue's share by delta bytes, within 1% and
+// 90% of the capacity.
+func (p *Policy[K, V]) moveTarget(delta int64) {
+	p.smallTarget = min(max(p.smallTarget+delta, p.capacity/100), p.capacity*9/10)
+}
+
+// SetSmallTarget sets the small queue's share to n bytes (within 1% and
+// 90% of the capacity). An adaptive policy moves it from there.
+func (p *Policy[K, V]) SetSmallTarget(n int64) {
+	p.smallTarget = 0
+	p.moveTarget(n)
+}
+
+// SmallTarget returns the small queue's share of the capacity in bytes: a
+// tenth, or what the adaptive policy has learnt.
+func (p *Policy[K, V]) SmallTarget() int64 { return p.smallTarget }
 
 // Restore inserts k as an entry that was resident before (an object found
 // on disk at start): at the head of the main queue with no hits, so restored
@@ -177,6 +263,11 @@ func (p *Policy[K, V]) Remove(k K) bool {
 // SetCapacity changes the byte budget, evicting to fit, and appends the
 // evicted keys to evicted.
 func (p *Policy[K, V]) SetCapacity(capacity int64, evicted []K) []K {
+	if p.capacity > 0 {
+		p.smallTarget = int64(float64(p.smallTarget) * float64(capacity) / float64(p.capacity))
+	} else {
+		p.smallTarget = capacity / 10
+	}
 	p.capacity = capacity
 	return p.evict(evicted)
 }
@@ -240,7 +331,7 @@ func (p *Policy[K, V]) evict(evicted []K) []K {
 		// The small queue gives up its tail when over its share, but never
 		// its only entry while the main queue has some: that would be the
 		// entry just added, dropped before it could be hit.
-		if p.main.n == 0 || (p.small.bytes > p.capacity/10 && p.small.n > 1) {
+		if p.main.n == 0 || (p.small.bytes > p.smallTarget && p.small.n > 1) {
 			evicted = p.evictSmall(evicted)
 		} else {
 			evicted = p.evictMain(evicted)
@@ -260,9 +351,12 @@ func (p *Policy[K, V]) evictSmall(evicted []K) []K {
 		p.pushHead(&p.main, i)
 		return evicted
 	}
-	k := n.key
+	k, v := n.key, n.val
 	p.drop(i)
 	p.ghost.add(k, max(p.main.n, 64))
+	if p.onEvict != nil {
+		p.onEvict(k, v)
+	}
 	return append(evicted, k)
 }
 
@@ -277,8 +371,14 @@ func (p *Policy[K, V]) evictMain(evicted []K) []K {
 		p.pushHead(&p.main, i)
 		return evicted
 	}
-	k := n.key
+	k, v := n.key, n.val
 	p.remove(i)
+	if p.adaptive {
+		p.ghostMain.add(k, max(p.main.n, 64))
+	}
+	if p.onEvict != nil {
+		p.onEvict(k, v)
+	}
 	return append(evicted, k)
 }
 
@@ -347,6 +447,9 @@ func (g *ghost[K]) add(k K, limit int) {
 		g.pop()
 	}
 }
+
+// len returns the number of keys remembered.
+func (g *ghost[K]) len() int { return len(g.seqs) }
 
 // take reports whether k is remembered, forgetting it.
 func (g *ghost[K]) take(k K) bool {

@@ -239,3 +239,76 @@ func TestRangeOldestFirst(t *testing.T) {
 	})
 	assert.Equal(t, []int{0, 1, 2, 10}, got)
 }
+
+func TestOnEvictSeesEvictionsOnly(t *testing.T) {
+	var got []int
+	p := NewWithConfig(Config[int, int]{Capacity: 300, OnEvict: func(k, v int) {
+		assert.Equal(t, k*10, v, "value of key %d", k)
+		got = append(got, k)
+	}})
+	p.Add(1, 10, 100, nil)
+	p.Add(2, 20, 100, nil)
+	p.Remove(2)
+	p.Add(1, 10, 100, nil) // replaced, not evicted
+	assert.Empty(t, got)
+	var ev []int
+	for k := 3; k < 8; k++ {
+		ev = p.Add(k, k*10, 100, ev)
+	}
+	assert.Equal(t, ev, got, "OnEvict and the evicted keys agree")
+	assert.NotEmpty(t, got)
+}
+
+// TestAdaptiveSmallQueueFollowsTheWorkload: the small queue's share grows
+// when keys it dropped come back soon after (a shift of popularity: every
+// newcomer is requested twice, a little apart) and shrinks when the main
+// queue's evictions come back (a steady working set a bit larger than the
+// main queue).
+func TestAdaptiveSmallQueueFollowsTheWorkload(t *testing.T) {
+	const capacity, size = 100 * 100, 100
+	t.Run("newcomers come back", func(t *testing.T) {
+		p := NewWithConfig(Config[int, int]{Capacity: capacity, Adaptive: true})
+		for k := range 5000 {
+			p.Add(k, k, size, nil)
+			if k >= 20 {
+				if _, ok := p.Get(k - 20); !ok { // asked again 20 keys later
+					p.Add(k-20, k-20, size, nil)
+				}
+			}
+		}
+		assert.Greater(t, p.SmallTarget(), int64(capacity/4), "small queue's share")
+		check(t, p)
+	})
+	t.Run("working set comes back", func(t *testing.T) {
+		p := NewWithConfig(Config[int, int]{Capacity: capacity, Adaptive: true})
+		r := rand.New(rand.NewPCG(3, 4))
+		for range 50_000 {
+			k := r.IntN(110) // 110 objects, room for 100
+			if _, ok := p.Get(k); !ok {
+				p.Add(k, k, size, nil)
+			}
+		}
+		assert.Less(t, p.SmallTarget(), int64(capacity/10), "small queue's share")
+		check(t, p)
+	})
+	t.Run("fixed without Adaptive", func(t *testing.T) {
+		p := New[int, int](capacity)
+		for k := range 5000 {
+			p.Add(k, k, size, nil)
+			if k >= 20 {
+				if _, ok := p.Get(k - 20); !ok {
+					p.Add(k-20, k-20, size, nil)
+				}
+			}
+		}
+		assert.Equal(t, int64(capacity/10), p.SmallTarget())
+	})
+}
+
+func TestMaxFreq(t *testing.T) {
+	p := NewWithConfig(Config[int, int]{Capacity: 1000, MaxFreq: 1})
+	p.Add(1, 1, 10, nil)
+	p.Get(1)
+	p.Get(1)
+	assert.Equal(t, 1, p.Freq(1))
+}

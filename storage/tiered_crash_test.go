@@ -1,0 +1,147 @@
+package storage_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/outpost-cdn/outpost/storage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// writeBehindChildEnv, when set to a directory, makes
+// TestWriteBehindHardKill the workload of a child process.
+const writeBehindChildEnv = "OUTPOST_WRITE_BEHIND_CRASH_CHILD"
+
+// writeBehindSizes are the body sizes of the workload, all within the
+// memory tier's limit, so every write goes through the write-behind queue.
+var writeBehindSizes = []int{0, 100, 5000, 70_000, 300_000}
+
+// TestWriteBehindHardKill kills a process with SIGKILL while it writes,
+// replaces, refreshes and deletes objects through Tiered (whose disk copies
+// are written behind), reopens its disk directory, and checks what the disk
+// serves: every body is byte-exact (its metadata names its seed), and a key
+// whose last operation was a completed Delete is gone: a purge is never
+// undone by a queued write.
+func TestWriteBehindHardKill(t *testing.T) {
+	if dir := os.Getenv(writeBehindChildEnv); dir != "" {
+		writeBehindWorkload(t, dir)
+		return
+	}
+	dir := t.TempDir()
+	r := rand.New(rand.NewPCG(3, 4))
+	rounds := 5
+	if testing.Short() {
+		rounds = 2
+	}
+	for round := range rounds {
+		killAfter := 20 + r.IntN(200)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWriteBehindHardKill$")
+		cmd.Env = append(os.Environ(), writeBehindChildEnv+"="+dir, "OUTPOST_CRASH_SEED="+strconv.Itoa(round))
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		last := map[string]string{} // key → "del" or "put", from the lines printed
+		lines := bufio.NewScanner(out)
+		for n := 0; n < killAfter && lines.Scan(); n++ {
+			f := strings.Fields(lines.Text())
+			if len(f) == 2 {
+				last[f[1]] = f[0]
+			}
+		}
+		require.NoError(t, cmd.Process.Kill())
+		cmd.Wait()
+
+		d := newDisk(t, storage.DiskConfig{Dir: dir})
+		served, purged := 0, 0
+		for k := range crashKeys {
+			key := keyN(k)
+			o, err := d.Get(context.Background(), key)
+			if err != nil {
+				assert.ErrorIs(t, err, storage.ErrNotFound, "Get(%q)", key)
+				if last[key] == "del" {
+					purged++
+				}
+				continue
+			}
+			assert.NotEqual(t, "del", last[key], "round %d: %q served after its Delete returned", round, key)
+			served++
+			seed, err := strconv.ParseUint(o.Meta().Header.Get("X-Seed"), 10, 64)
+			assert.NoError(t, err, "X-Seed of %q", key)
+			got := readBody(t, o)
+			assert.True(t, string(got) == string(randomBody(seed, len(got))), "body of %q differs from seed %d", key, seed)
+			assert.Contains(t, writeBehindSizes, len(got), "size of %q", key)
+			o.Close()
+		}
+		t.Logf("round %d: killed after %d lines; %d objects served byte-exact, %d purged keys stayed gone", round, killAfter, served, purged)
+		require.NoError(t, d.Close())
+	}
+}
+
+// writeBehindWorkload runs until killed. It prints "begin <key>" before a
+// write, "put <key>" once its Commit returned and "del <key>" once a
+// Delete returned.
+func writeBehindWorkload(t *testing.T, dir string) {
+	mem, err := storage.NewMemory(storage.MemoryConfig{MaxBytes: 4 << 20, MaxObjectSize: 512 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, err := storage.NewDisk(storage.DiskConfig{Dir: dir, MaxBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := storage.NewTiered(mem, disk, storage.TieredConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := strconv.Atoi(os.Getenv("OUTPOST_CRASH_SEED"))
+	r := rand.New(rand.NewPCG(uint64(seed), 98))
+	ctx := context.Background()
+	for i := 0; ; i++ {
+		key := keyN(r.IntN(crashKeys))
+		switch op := r.IntN(10); {
+		case op < 6:
+			fmt.Println("begin", key)
+			s := uint64(seed)<<32 | uint64(i)
+			size := writeBehindSizes[r.IntN(len(writeBehindSizes))]
+			m := meta(key, int64(size))
+			m.Header.Set("X-Seed", strconv.FormatUint(s, 10))
+			w, err := ts.Put(ctx, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := randomBody(s, size)
+			for len(b) > 0 {
+				k := min(len(b), 1+r.IntN(64<<10))
+				w.Write(b[:k])
+				b = b[k:]
+			}
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			fmt.Println("put", key)
+		case op < 8: // a 304 refreshes the metadata
+			o, err := ts.Get(ctx, key)
+			if err != nil {
+				continue
+			}
+			m := o.Meta().Clone()
+			o.Close()
+			m.Header.Set("X-Refresh", fmt.Sprint(i))
+			ts.Update(ctx, m)
+		default:
+			if err := ts.Delete(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Println("del", key)
+		}
+	}
+}
