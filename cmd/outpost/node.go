@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +46,7 @@ type node struct {
 	admin    *http.Server
 	publicLn net.Listener
 	adminLn  net.Listener
+	tls      *publicTLS // nil: the public listener is plain HTTP
 
 	ready    atomic.Bool
 	started  time.Time   // when run began serving
@@ -169,8 +169,12 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if s.tlsCert != nil {
-		n.public.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}, MinVersion: tls.VersionTLS12}
-		if err := n.setupTLS(); err != nil { // certificates by SNI, reloaded; HTTP/3 (certs.go, http3.go)
+		// Session tickets and HTTP/2 (tls.go), then certificates by SNI,
+		// reloaded, and HTTP/3 (certs.go, http3.go).
+		if n.tls, err = newPublicTLS(s, n.public, log); err != nil {
+			return nil, err
+		}
+		if err := n.setupTLS(); err != nil {
 			return nil, err
 		}
 	}
@@ -481,18 +485,16 @@ func (n *node) adminAddr() string  { return n.adminLn.Addr().String() }
 // timeout to finish, and everything is closed.
 func (n *node) run(ctx context.Context) error {
 	errc := make(chan error, 2)
-	useTLS := n.public.TLSConfig != nil // read before Serve, which sets up HTTP/2 in it
-	serve := n.public.Serve
-	if useTLS {
-		// ServeTLS adds HTTP/2 (ALPN h2) to the certificate newNode set.
-		serve = func(ln net.Listener) error { return n.public.ServeTLS(ln, "", "") }
+	publicLn := n.publicLn
+	if n.tls != nil {
+		publicLn = n.tls.listener(publicLn)
 	}
-	go func() { errc <- ignoreClosed(serve(n.publicLn)) }()
+	go func() { errc <- ignoreClosed(n.public.Serve(publicLn)) }()
 	go func() { errc <- ignoreClosed(n.admin.Serve(n.adminLn)) }()
 	n.started = time.Now()
 	n.ready.Store(true)
 	n.startOps() // sampler, certificate watcher, HTTP/3 (ops.go)
-	n.log.Info("serving", "listen", n.publicAddr(), "tls", useTLS, "admin", n.adminAddr(), "name", n.s.name)
+	n.log.Info("serving", "listen", n.publicAddr(), "tls", n.tls != nil, "admin", n.adminAddr(), "name", n.s.name)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	sweepDone := make(chan struct{})
 	go func() {
@@ -505,6 +507,11 @@ func (n *node) run(ctx context.Context) error {
 			}
 		}
 		n.bans.Run(sweepCtx)
+	}()
+	ticketsDone := make(chan struct{})
+	go func() {
+		defer close(ticketsDone)
+		n.tls.run(sweepCtx) // session ticket keys: rotation and key file changes
 	}()
 
 	var err error
@@ -527,6 +534,7 @@ func (n *node) run(ctx context.Context) error {
 	n.admin.Shutdown(actx)
 	stopSweep()
 	<-sweepDone
+	<-ticketsDone
 	n.close()
 	n.log.Info("stopped")
 	return err
