@@ -5,6 +5,7 @@
 #   bench/run.sh                                   everything, 3 rounds (about 35 min)
 #   ROUNDS=1 DURATION=5s WORKLOADS="1k h2-1k" bench/run.sh
 #   TARGETS="outpost nginx bare" bench/run.sh
+#   COMPARE=/tmp/outpost-main bench/run.sh          adds that binary as "compare", "compare-tls"
 #
 # Each server under test is pinned to SERVER_CPU and the load generators
 # (and the origin) to CLIENT_CPU; servers not being measured are stopped
@@ -17,7 +18,8 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 
-TARGETS="${TARGETS:-outpost nginx ats varnish nginx-static bare outpost-tls nginx-tls bare-tls}"
+COMPARE="${COMPARE:-}"            # another outpost binary, measured beside this one
+TARGETS="${TARGETS:-outpost ${COMPARE:+compare }nginx ats varnish nginx-static bare outpost-tls ${COMPARE:+compare-tls }nginx-tls bare-tls}"
 WORKLOADS="${WORKLOADS:-1k many 64k 1m h2-1k h2-64k h1s-1k h1s-64k hs-full hs-resumed coalesce}"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10s}"       # per measured run
@@ -34,16 +36,17 @@ OUTPOST="${OUTPOST:-}"            # an outpost binary; default: built from this 
 # Outpost's TLS flags; {certs} is the directory of rig certs, {dir} the target's.
 DEFAULT_TLS_ARGS='--config {dir}/tls.yaml'
 OUTPOST_TLS_ARGS="${OUTPOST_TLS_ARGS:-$DEFAULT_TLS_ARGS}"
+COMPARE_TLS_ARGS="${COMPARE_TLS_ARGS:-$OUTPOST_TLS_ARGS}"
 RESULTS="${RESULTS:-$HERE/results/$(date +%Y%m%d-%H%M%S)}"
 KEEP_TMP="${KEEP_TMP:-0}"
 
 P_ORIGIN=$PORT_BASE
 declare -A PORT=([bare]=$((PORT_BASE + 1)) [bare-tls]=$((PORT_BASE + 2))
-	[outpost]=$((PORT_BASE + 10)) [outpost-tls]=$((PORT_BASE + 12))
+	[outpost]=$((PORT_BASE + 10)) [outpost-tls]=$((PORT_BASE + 12)) [compare]=$((PORT_BASE + 14)) [compare-tls]=$((PORT_BASE + 16))
 	[nginx]=$((PORT_BASE + 20)) [nginx-tls]=$((PORT_BASE + 21)) [nginx-static]=$((PORT_BASE + 22))
 	[varnish]=$((PORT_BASE + 30)) [ats]=$((PORT_BASE + 40)) [origin]=$PORT_BASE)
 # The process behind each target: some serve several.
-declare -A PROC=([bare]=bare [bare-tls]=bare [outpost]=outpost [outpost-tls]=outpost-tls
+declare -A PROC=([bare]=bare [bare-tls]=bare [outpost]=outpost [outpost-tls]=outpost-tls [compare]=compare [compare-tls]=compare-tls
 	[nginx]=nginx [nginx-tls]=nginx [nginx-static]=nginx [varnish]=varnish [ats]=ats [origin]=origin)
 declare -A PID=()    # process -> root PID
 ORIGIN="http://127.0.0.1:$P_ORIGIN"
@@ -75,12 +78,13 @@ for t in $TARGETS; do
 	nginx) command -v nginx >/dev/null || { log "skip $t: nginx not installed"; continue; } ;;
 	varnish) command -v varnishd >/dev/null || { log "skip $t: varnishd not installed"; continue; } ;;
 	ats) command -v traffic_server >/dev/null || { log "skip $t: traffic_server not installed"; continue; } ;;
+	compare*) [ -x "$COMPARE" ] || die "$t needs COMPARE=<outpost binary>" ;;
 	"") die "unknown target $t" ;;
 	esac
 	T+=("$t")
 done
 TARGETS="${T[*]}"
-for p in $P_ORIGIN $(printf '%s ' "${PORT[@]}") $((PORT_BASE + 11)) $((PORT_BASE + 13)) $((PORT_BASE + 31)); do
+for p in $P_ORIGIN $(printf '%s ' "${PORT[@]}") $((PORT_BASE + 11)) $((PORT_BASE + 13)) $((PORT_BASE + 15)) $((PORT_BASE + 17)) $((PORT_BASE + 31)); do
 	(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && die "port $p is in use (set PORT_BASE)"
 done
 
@@ -123,6 +127,25 @@ thaw() { [ "$1" = origin ] || kill -CONT $("$RIG" pids "${PID[$1]}" | tr ' ' '\n
 client() { taskset -c "$CLIENT_CPU" "$@"; }
 url() { if tls_target "$1"; then echo "https://127.0.0.1:${PORT[$1]}"; else echo "http://127.0.0.1:${PORT[$1]}"; fi; }
 
+# start_outpost NAME [tls]: Outpost (or COMPARE) with a disk tier, as a
+# CDN runs it; with tls, an ECDSA and an RSA pair and a ticket key file.
+start_outpost() {
+	local bin=$OUTPOST args=$OUTPOST_TLS_ARGS D="$TMP/$1" port=${PORT[$1]}
+	[[ $1 == compare* ]] && bin=$COMPARE args=$COMPARE_TLS_ARGS
+	[ "${2:-}" = tls ] || args=""
+	cat >"$D/tls.yaml" <<-EOF
+		tls:
+		  certificates:
+		    - {cert: $TMP/certs/ecdsa.pem, key: $TMP/certs/ecdsa.key}
+		    - {cert: $TMP/certs/rsa.pem, key: $TMP/certs/rsa.key}
+		  session_tickets: {key_file: $TMP/certs/tickets.key}
+	EOF
+	args=${args//\{certs\}/$TMP/certs}
+	# shellcheck disable=SC2086
+	start "$1" "$SERVER_CPU" "$bin" serve --listen "127.0.0.1:$port" --admin "127.0.0.1:$((port + 1))" \
+		--origin "$ORIGIN" --cache-dir "$D/cache" ${args//\{dir\}/$D}
+}
+
 start origin "$CLIENT_CPU" "$RIG" origin -listen "127.0.0.1:$P_ORIGIN"
 declare -a PROCS=()
 for t in $TARGETS; do has "${PROC[$t]}" "${PROCS[*]:-}" || PROCS+=("${PROC[$t]}"); done
@@ -131,20 +154,8 @@ for p in "${PROCS[@]}"; do
 	mkdir -p "$D"
 	case $p in
 	bare) start bare "$SERVER_CPU" "$RIG" bare -listen "127.0.0.1:${PORT[bare]}" -tls "127.0.0.1:${PORT[bare-tls]}" -certs "$TMP/certs" ;;
-	outpost) start outpost "$SERVER_CPU" "$OUTPOST" serve --listen "127.0.0.1:${PORT[outpost]}" --admin "127.0.0.1:$((PORT_BASE + 11))" \
-		--origin "$ORIGIN" --cache-dir "$D/cache" ;;
-	outpost-tls)
-		cat >"$D/tls.yaml" <<-EOF
-			tls:
-			  certificates:
-			    - {cert: $TMP/certs/ecdsa.pem, key: $TMP/certs/ecdsa.key}
-			    - {cert: $TMP/certs/rsa.pem, key: $TMP/certs/rsa.key}
-			  session_tickets: {key_file: $TMP/certs/tickets.key}
-		EOF
-		args=${OUTPOST_TLS_ARGS//\{certs\}/$TMP/certs}
-		# shellcheck disable=SC2086
-		start outpost-tls "$SERVER_CPU" "$OUTPOST" serve --listen "127.0.0.1:${PORT[outpost-tls]}" --admin "127.0.0.1:$((PORT_BASE + 13))" \
-			--origin "$ORIGIN" --cache-dir "$D/cache" ${args//\{dir\}/$D} ;;
+	outpost | compare) start_outpost "$p" ;;
+	outpost-tls | compare-tls) start_outpost "$p" tls ;;
 	nginx)
 		mkdir -p "$D/tmp" "$D/cache"
 		"$RIG" files -dir "$D/root" || die "writing nginx's files"
@@ -194,7 +205,7 @@ load() {
 # applies WORKLOAD TARGET: whether the workload runs against the target.
 applies() {
 	case $1 in
-	coalesce) [[ $2 == outpost || $2 == nginx || $2 == varnish || $2 == ats || $2 == origin ]] ;; # origin: no cache, the floor
+	coalesce) [[ $2 == outpost || $2 == compare || $2 == nginx || $2 == varnish || $2 == ats || $2 == origin ]] ;; # origin: no cache, the floor
 	*) [ "$2" != origin ] || return 1
 		if tls_workload "$1"; then tls_target "$2"; else ! tls_target "$2"; fi ;;
 	esac
@@ -212,6 +223,7 @@ for p in "${PROCS[@]}"; do pin "$p"; freeze "$p"; done
 	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 	echo "servers on CPU $SERVER_CPU, load generators and origin on CPU $CLIENT_CPU; $ROUNDS rounds of $DURATION per run"
 	echo "wrk -t1 -c$CONNS; h2load -c$H2_CONNS -m$H2_STREAMS (HTTP/2), --h1 -c$H2_CONNS (HTTPS/1.1); handshakes: rig, $H2_CONNS workers"
+	[ -n "$COMPARE" ] && echo "compare: $COMPARE ($("$COMPARE" version))"
 	echo "versions: $("$OUTPOST" version); $(nginx -v 2>&1 | cut -d' ' -f3); $(varnishd -V 2>&1 | head -1 | cut -d' ' -f2); ATS $(traffic_server -V 2>&1 | grep -o 'Server [0-9.]*' | head -1 | cut -d' ' -f2); $(go version | cut -d' ' -f3); $(h2load --version | head -1)"
 	echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$RESULTS/env.txt"

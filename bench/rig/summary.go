@@ -13,9 +13,9 @@ import (
 // Workloads and targets in the order the tables show them.
 var (
 	plainWorkloads = []string{"1k", "many", "64k", "1m"}
-	plainTargets   = []string{"outpost", "nginx", "ats", "varnish", "nginx-static", "bare"}
+	plainTargets   = []string{"outpost", "compare", "nginx", "ats", "varnish", "nginx-static", "bare"}
 	tlsWorkloads   = []string{"h2-1k", "h2-64k", "h1s-1k", "h1s-64k", "hs-full", "hs-resumed"}
-	tlsTargets     = []string{"bare-tls", "outpost-tls", "nginx-tls"}
+	tlsTargets     = []string{"bare-tls", "outpost-tls", "compare-tls", "nginx-tls"}
 	workloadTitle  = map[string]string{
 		"1k": "1 KiB hit, one key", "many": "1 KiB hits over 10,000 keys", "64k": "64 KiB hit", "1m": "1 MiB hit",
 		"h2-1k": "HTTP/2, 1 KiB hit", "h2-64k": "HTTP/2, 64 KiB hit", "h1s-1k": "HTTPS HTTP/1.1, 1 KiB hit",
