@@ -90,10 +90,38 @@ func newPublicTLS(s *settings, srv *http.Server, log *slog.Logger) (*publicTLS, 
 		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 			ctx = bc.BaseContext()
 		}
-		h2.ServeConn(newH2Guard(c), &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs})
+		h2.ServeConn(newH2Guard(c), &http2.ServeConnOpts{Context: ctx, Handler: presized(h), BaseConfig: hs})
 	}
 	return p, nil
 }
+
+// h2HandlerStack is the stack an HTTP/2 handler goroutine starts with (see
+// presized).
+const h2HandlerStack = 16 << 10
+
+// presized grows the stack of each HTTP/2 handler goroutine once, on
+// entry. HTTP/2 runs every request on a new goroutine, whose small
+// initial stack the hit path outgrows twice; each growth copies the stack
+// and adjusts every frame on it, deep in the path. Growing it here, while
+// it holds two frames, costs one small copy.
+func presized(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		growStack()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// growStack needs a frame of almost h2HandlerStack bytes, so calling it
+// grows the goroutine's stack to h2HandlerStack.
+//
+//go:noinline
+func growStack() byte {
+	var frame [h2HandlerStack - 4<<10]byte
+	return touch(frame[:])
+}
+
+//go:noinline
+func touch(b []byte) byte { return b[len(b)-1] }
 
 // h2Config is the HTTP/2 server's configuration. h2Guard relies on the
 // frame and header table sizes.
