@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 
 	"golang.org/x/net/http2/hpack"
 )
@@ -80,6 +81,7 @@ var errH2Guard = errors.New("http2 guard: malformed frame sequence")
 type h2Guard struct {
 	*tls.Conn // ConnectionState, Write and the rest pass through
 
+	src     io.Reader // the Conn, read through here
 	dec     *hpack.Decoder
 	buf     []byte // read from the connection, not yet processed: buf[r:w]
 	r, w    int
@@ -95,7 +97,7 @@ type h2Guard struct {
 }
 
 func newH2Guard(c *tls.Conn) *h2Guard {
-	g := &h2Guard{Conn: c, buf: make([]byte, 2048), pass: len(h2Preface)}
+	g := &h2Guard{Conn: c, src: c, buf: make([]byte, 2048), pass: len(h2Preface)}
 	g.dec = hpack.NewDecoder(h2HeaderTable, g.field)
 	// The server's own decoder stops at its header list limit (64 KiB
 	// plus some); this one only needs to be no stricter.
@@ -116,7 +118,7 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 		if g.failed && g.pass == 0 {
 			g.r, g.w = 0, 0
 			for g.err == nil {
-				_, g.err = g.Conn.Read(g.buf) // until the server closes the connection
+				_, g.err = g.src.Read(g.buf) // until the server closes the connection
 			}
 			continue
 		}
@@ -127,7 +129,7 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 				g.pass -= n
 				return n, nil
 			}
-			n, err := g.Conn.Read(p[:min(len(p), g.pass)])
+			n, err := g.src.Read(p[:min(len(p), g.pass)])
 			g.pass -= n
 			return n, err
 		}
@@ -149,7 +151,7 @@ func (g *h2Guard) fill(n int) error {
 		g.r = 0
 	}
 	for g.w-g.r < n {
-		m, err := g.Conn.Read(g.buf[g.w:])
+		m, err := g.src.Read(g.buf[g.w:])
 		g.w += m
 		if err != nil && g.w-g.r < n {
 			return err

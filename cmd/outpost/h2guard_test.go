@@ -248,3 +248,66 @@ func TestH2OversizedHeaders(t *testing.T) {
 	assert.Equal(t, http2.ErrCodeFrameSize, a.goAwayErr)
 	assert.Equal(t, 0, o.count("/big"))
 }
+
+// clientStream is what an HTTP/2 client like h2load sends on one
+// connection: the preface, SETTINGS, then n GETs for one path, their
+// fields indexed after the first.
+func clientStream(b *testing.B, n int) []byte {
+	var out, blk bytes.Buffer
+	out.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&out, nil)
+	require.NoError(b, fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30}))
+	enc := hpack.NewEncoder(&blk)
+	for i := range n {
+		blk.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "127.0.0.1:8443"},
+			{":path", "/obj/1k/hot"}, {"user-agent", "h2load nghttp2/1.52.0"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		require.NoError(b, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: blk.Bytes(), EndStream: true, EndHeaders: true}))
+	}
+	return out.Bytes()
+}
+
+// BenchmarkH2Guard: what reading a request's frames through h2Guard costs
+// beyond reading them (the HTTP/2 server reads a frame header, then its
+// payload).
+func BenchmarkH2Guard(b *testing.B) {
+	const perConn = 1000
+	stream := clientStream(b, perConn)
+	for _, guarded := range []bool{false, true} {
+		name := "plain"
+		if guarded {
+			name = "guarded"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(stream) / perConn))
+			var r io.Reader
+			hdr := make([]byte, 9)
+			payload := make([]byte, 16<<10)
+			left := 0
+			for b.Loop() {
+				if left == 0 {
+					r = bytes.NewReader(stream)
+					if guarded {
+						g := newH2Guard(nil)
+						g.src = r
+						r = g
+					}
+					io.ReadFull(r, make([]byte, len(http2.ClientPreface)))
+					io.ReadFull(r, hdr) // SETTINGS
+					io.ReadFull(r, payload[:int(hdr[2])])
+					left = perConn
+				}
+				if _, err := io.ReadFull(r, hdr); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(r, payload[:int(hdr[1])<<8|int(hdr[2])]); err != nil {
+					b.Fatal(err)
+				}
+				left--
+			}
+		})
+	}
+}
