@@ -171,9 +171,11 @@ func (g *h2Guard) nextFrame() error {
 	length := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
 	typ := hdr[3]
 	held := typ == frameHeaders || typ == frameContinuation || typ == frameSettings
-	if !held || length > h2MaxFrame { // too large: the server refuses it (FRAME_SIZE_ERROR)
-		// RFC 9113 §6.10: nothing may interrupt a header block.
-		g.failed = g.failed || g.inBlock
+	if !held || length > h2MaxFrame {
+		// RFC 9113 §6.10: nothing may interrupt a header block. A held
+		// type this large is a FRAME_SIZE_ERROR (§4.2) for the server,
+		// which closes the connection; nothing after it is passed on.
+		g.failed = g.failed || g.inBlock || held
 		g.out = append(g.scratch[:0], hdr...)
 		g.scratch = g.out
 		g.r += 9
