@@ -116,6 +116,7 @@ type run struct {
 	Origin   int64   `json:"origin"`       // origin requests during the run (0: hits only)
 	Fetches  float64 `json:"origin_fetches,omitempty"`
 	Resumed  float64 `json:"resumed,omitempty"`
+	Load     float64 `json:"loadavg"` // the machine's 1-minute load average at the start
 }
 
 // cmdMeasure runs a load generator against a server and appends a run:
@@ -146,6 +147,9 @@ func cmdMeasure(args []string) error {
 		if o0, err = originCount(*origin, ""); err != nil {
 			return err
 		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.Load, _ = strconv.ParseFloat(strings.Fields(string(b))[0], 64)
 	}
 	cpu0 := treeCPU(pids)
 	t0 := time.Now()

@@ -142,8 +142,9 @@ func cell(ok bool, format string, v float64) string {
 // numbers: the machine's absolute numbers move between runs, ratios less.
 func detail(runs map[[2]string][]run) {
 	fmt.Printf("\nDetail (medians over rounds; per core = requests ÷ server CPU seconds)\n\n")
-	fmt.Printf("%-11s %-13s %5s %10s %10s %7s %8s %8s %7s %7s %6s\n",
-		"workload", "target", "runs", "req/s", "per core", "srvCPU", "p50 ms", "p99 ms", "clnCPU", "errors", "origin")
+	fmt.Printf("%-11s %-13s %5s %10s %10s %7s %8s %8s %7s %7s %6s  %s\n",
+		"workload", "target", "runs", "req/s", "per core", "srvCPU", "p50 ms", "p99 ms", "clnCPU", "errors", "origin", "note")
+	starved := 0
 	for _, wl := range append(slices.Clone(plainWorkloads), tlsWorkloads...) {
 		for _, t := range append(slices.Clone(plainTargets), tlsTargets...) {
 			rs := runs[[2]string{wl, t}]
@@ -163,15 +164,29 @@ func detail(runs map[[2]string][]run) {
 				errs += r.Errors
 				origin += r.Origin
 			}
-			fmt.Printf("%-11s %-13s %5d %10.0f %10.0f %6.0f%% %8.2f %8.2f %6.0f%% %7.0f %6d\n", wl, t, len(rs),
-				col(func(r run) float64 { return r.RPS }), col(run.perCore),
-				col(func(r run) float64 { return 100 * r.ServerS / r.Wall }),
+			srv := col(func(r run) float64 { return 100 * r.ServerS / r.Wall })
+			cln := col(func(r run) float64 { return 100 * r.ClientS / r.Wall })
+			note := ""
+			switch {
+			case cln >= 90 && srv < 90:
+				note = "client-bound"
+			case srv < 50:
+				note = "starved"
+				starved++
+			}
+			fmt.Printf("%-11s %-13s %5d %10.0f %10.0f %6.0f%% %8.2f %8.2f %6.0f%% %7.0f %6d  %s\n", wl, t, len(rs),
+				col(func(r run) float64 { return r.RPS }), col(run.perCore), srv,
 				col(func(r run) float64 { return r.P50 }), col(func(r run) float64 { return r.P99 }),
-				col(func(r run) float64 { return 100 * r.ClientS / r.Wall }), errs, origin)
+				cln, errs, origin, note)
 		}
 	}
 	fmt.Println("srvCPU, clnCPU: CPU of the server's processes and of the load generator, % of one core.")
 	fmt.Println("errors: failed requests or non-2xx answers; origin: origin requests during hit runs (0 = hits only).")
+	fmt.Println("client-bound: the generator was saturated, not the server: compare per core.")
+	if starved > 0 {
+		fmt.Printf("starved (%d cells): neither the server nor the generator got half a core: other processes held the CPUs.\n", starved)
+		fmt.Println("  A server woken for little work does more per request; rerun on a quieter machine before trusting those ratios.")
+	}
 }
 
 func coalesceTable(runs map[[2]string][]run) {
