@@ -17,6 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -71,6 +72,21 @@ func TestTicketsResumeAcrossNodes(t *testing.T) {
 	assert.True(t, get(b).DidResume, "another node behind the name resumes")
 	assert.True(t, get(a).DidResume)
 	assert.False(t, get(other).DidResume, "a node with other secrets cannot")
+
+	// HTTP/3 too: QUIC carries TLS 1.3 with the same tickets.
+	h3cache := tls.NewLRUClientSessionCache(8)
+	get3 := func(tn *testNode) *tls.ConnectionState {
+		tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", ClientSessionCache: h3cache}}
+		defer tr.Close() // a new QUIC connection each time
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(strings.Replace(tn.url, "http://", "https://", 1) + "/resume")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		require.Equal(t, "HTTP/3.0", resp.Proto)
+		return resp.TLS
+	}
+	assert.False(t, get3(a).DidResume)
+	assert.True(t, get3(b).DidResume, "over HTTP/3, another node resumes too")
 }
 
 // ticketProbe makes TLS server configs and a client that keeps the first
