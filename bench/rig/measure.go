@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -133,6 +134,7 @@ func cmdMeasure(args []string) error {
 	fs.StringVar(&r.Target, "target", "", "target")
 	pidList := fs.String("pids", "", "the server's root PIDs")
 	origin := fs.String("origin", "", "origin base URL")
+	timeout := fs.Duration("timeout", 2*time.Minute, "kill the generator after this (a server that stops answering)")
 	fs.Parse(args)
 	if fs.NArg() == 0 || *out == "" {
 		return errors.New("usage: rig measure -out FILE [flags] -- CMD ARGS")
@@ -154,7 +156,9 @@ func cmdMeasure(args []string) error {
 	cpu0 := treeCPU(pids)
 	t0 := time.Now()
 	var buf bytes.Buffer
-	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, fs.Arg(0), fs.Args()[1:]...)
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	runErr := cmd.Run()
 	r.Wall = time.Since(t0).Seconds()
