@@ -102,12 +102,27 @@ type listenerTLS struct {
 	Cert at[string] `yaml:"cert"`
 	Key  at[string] `yaml:"key"`
 	// Certificates are more pairs, offered after cert and key.
-	Certificates []certPair `yaml:"certificates"`
+	Certificates   []certPair    `yaml:"certificates"`
+	SessionTickets ticketsConfig `yaml:"session_tickets"`
 }
 
 type certPair struct {
 	Cert at[string] `yaml:"cert"`
 	Key  at[string] `yaml:"key"`
+}
+
+// ticketsConfig is tls.session_tickets (see ticketKeys).
+type ticketsConfig struct {
+	Line     int
+	KeyFile  at[string] `yaml:"key_file"`
+	Rotation at[string] `yaml:"rotation"`
+	Lifetime at[string] `yaml:"lifetime"`
+}
+
+func (t *ticketsConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain ticketsConfig
+	t.Line = n.Line
+	return strictDecode(n, (*plain)(t))
 }
 
 type adminConfig struct {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +47,7 @@ type node struct {
 	admin    *http.Server
 	publicLn net.Listener
 	adminLn  net.Listener
+	tls      *publicTLS // nil: the public listener is plain HTTP
 
 	ready    atomic.Bool
 	started  time.Time   // when run began serving
@@ -183,12 +183,14 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if s.tlsCert != nil {
-		n.public.TLSConfig = &tls.Config{
-			Certificates: []tls.Certificate{*s.tlsCert},
-			MinVersion:   tls.VersionTLS12,
-			NextProtos:   []string{"h2", "http/1.1"}, // negotiated by the TLS listener (listener.go)
+		// Session tickets and HTTP/2 with its guard (tls.go), then
+		// certificates by SNI, reloaded, and HTTP/3 (certs.go, http3.go).
+		// The TLS listener (listener.go) does the handshakes with this
+		// configuration, ALPN h2 and http/1.1.
+		if n.tls, err = newPublicTLS(s, n.public, log); err != nil {
+			return nil, err
 		}
-		if err := n.setupTLS(); err != nil { // certificates by SNI, reloaded; HTTP/3 (certs.go, http3.go)
+		if err := n.setupTLS(); err != nil {
 			return nil, err
 		}
 	}
@@ -517,7 +519,6 @@ func (n *node) adminAddr() string  { return n.adminLn.Addr().String() }
 // timeout to finish, and everything is closed.
 func (n *node) run(ctx context.Context) error {
 	errc := make(chan error, 2)
-	useTLS := n.public.TLSConfig != nil
 	// With TLS the listener does the handshakes (publicListener); Serve
 	// serves HTTP/2 on the *tls.Conn of clients that chose h2.
 	go func() { errc <- ignoreClosed(n.public.Serve(n.publicLn)) }()
@@ -525,7 +526,7 @@ func (n *node) run(ctx context.Context) error {
 	n.started = time.Now()
 	n.ready.Store(true)
 	n.startOps() // sampler, certificate watcher, HTTP/3 (ops.go)
-	n.log.Info("serving", "listen", n.publicAddr(), "tls", useTLS, "admin", n.adminAddr(), "name", n.s.name)
+	n.log.Info("serving", "listen", n.publicAddr(), "tls", n.tls != nil, "admin", n.adminAddr(), "name", n.s.name)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	sweepDone := make(chan struct{})
 	go func() {
@@ -538,6 +539,11 @@ func (n *node) run(ctx context.Context) error {
 			}
 		}
 		n.bans.Run(sweepCtx)
+	}()
+	ticketsDone := make(chan struct{})
+	go func() {
+		defer close(ticketsDone)
+		n.tls.run(sweepCtx) // session ticket keys: rotation and key file changes
 	}()
 
 	var err error
@@ -560,6 +566,7 @@ func (n *node) run(ctx context.Context) error {
 	n.admin.Shutdown(actx)
 	stopSweep()
 	<-sweepDone
+	<-ticketsDone
 	n.close()
 	n.log.Info("stopped")
 	return err

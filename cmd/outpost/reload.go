@@ -267,6 +267,7 @@ var liveSettings = []struct {
 	{"compression", func(s *settings) any { return s.compression }},
 	{"trusted_proxies", func(s *settings) any { return s.trustedProxies }},
 	{"tls", func(s *settings) any { return s.tlsCert != nil }},
+	{"tls.session_tickets", func(s *settings) any { return s.tickets }}, // the key file's content is re-read while serving (tickets.go)
 	{"http3", func(s *settings) any { return s.http3 }},
 }
 

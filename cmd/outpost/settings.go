@@ -40,6 +40,7 @@ type settings struct {
 	tlsCert      *tls.Certificate // the public listener's; nil: plain HTTP
 	tlsFiles     []certFiles      // every pair's files, tlsCert's first (certs.go)
 	http3        bool             // HTTP/3 beside HTTPS (http3.go)
+	tickets      ticketSettings   // tls.session_tickets (tickets.go)
 	sendTimeout  time.Duration    // send_timeout: each write to a client must progress within it; 0: none
 	cacheDir     string
 	diskMinUses  int // storage.disk.min_uses; 0: the default
@@ -276,6 +277,9 @@ func (f *serveFlags) resolveConfig(fc *fileConfig, set map[string]bool) (*settin
 		return nil, err
 	}
 	if err := s.resolveTLS(f, set, &fc.TLS); err != nil {
+		return nil, err
+	}
+	if err := s.resolveTickets(&fc.TLS.SessionTickets); err != nil { // tickets.go
 		return nil, err
 	}
 	if err := s.resolveOps(fc); err != nil { // access log, HTTP/3 (ops.go)
