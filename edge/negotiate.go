@@ -106,10 +106,13 @@ func acceptQ(lines []string) (q [numCodings]int, ok bool) {
 			if !ok || !isToken(name) {
 				return q, false
 			}
+			// A coding named twice (or as gzip and x-gzip) takes the lower
+			// of its q-values: a refusal anywhere in the field stands, and
+			// the order of the elements never matters.
 			if name == "*" {
-				star = v
-			} else if c, known := parseCoding(name); known && q[c] == unset {
-				q[c] = v
+				star = minQ(star, v)
+			} else if c, known := parseCoding(name); known {
+				q[c] = minQ(q[c], v)
 			}
 		}
 	}
@@ -119,6 +122,14 @@ func acceptQ(lines []string) (q [numCodings]int, ok bool) {
 		}
 	}
 	return q, true
+}
+
+// minQ is the lower of two q-values, unset (-1) standing for none.
+func minQ(a, b int) int {
+	if a < 0 {
+		return b
+	}
+	return min(a, b)
 }
 
 // qValue parses the parameters of an Accept-Encoding element: none, or a

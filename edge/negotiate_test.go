@@ -34,7 +34,9 @@ var negotiateTests = []struct {
 	{"gzip ; q=0.8 , br ; q=0.7", codingGzip},
 	{"deflate, compress", identity},
 	{",, gzip ,", codingGzip},
-	{"gzip, gzip;q=0", codingGzip}, // the first entry for a coding counts
+	{"gzip, gzip;q=0", identity}, // a coding named twice takes its lower q-value
+	{"gzip;q=0, gzip", identity},
+	{"x-gzip, gzip;q=0.5, br;q=0.6", codingBr},
 	// Malformed fields are identity, never an error.
 	{"gzip;q=2", identity},
 	{"gzip;q=0.5555", identity},
