@@ -1,10 +1,10 @@
 package access
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
+	"github.com/outpost-cdn/outpost/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -56,12 +56,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			"Clients (or prefixes) in a table of token buckets.", []string{"host", "table"}, nil),
 		live: make(map[string]*Policy),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.allowed, m.denied, m.evictions, m.delay, (*tableGauge)(m)} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("access: register metrics: %w", err)
-			}
-		}
+	if err := promreg.Register(reg, "access", m.allowed, m.denied, m.evictions, m.delay, (*tableGauge)(m)); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

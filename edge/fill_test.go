@@ -341,3 +341,15 @@ func TestFillPanicIsNotTheNodesEnd(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestSecondHandlerOnARegistryIsAnError: two Handlers registering on one
+// Registerer is a configuration error New reports, not a panic.
+func TestSecondHandlerOnARegistryIsAnError(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := edge.Config{Store: nopTier{}, Hosts: []edge.Host{{Transport: http.DefaultTransport}}, Registerer: reg}
+	h, err := edge.New(cfg)
+	require.NoError(t, err)
+	defer h.Close()
+	_, err = edge.New(cfg)
+	assert.ErrorContains(t, err, "already registered")
+}

@@ -229,7 +229,9 @@ func New(cfg Config) (*Handler, error) {
 	rand.Read(id[:])
 	h.nodeTag = "node=" + hex.EncodeToString(id[:])
 	h.loopID = cfg.Name + "; " + h.nodeTag
-	h.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(h.flights.len()) }, comp.collectors()...)
+	if h.metrics, err = newMetrics(cfg.Registerer, func() float64 { return float64(h.flights.len()) }, comp.collectors()...); err != nil {
+		return nil, err
+	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h, nil
 }

@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 
+	"github.com/outpost-cdn/outpost/internal/promreg"
 	"github.com/outpost-cdn/outpost/storage"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -19,7 +20,7 @@ type metrics struct {
 	rangesOverLimit                                     prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prometheus.Collector) *metrics {
+func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prometheus.Collector) (*metrics, error) {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outpost_requests_total",
 		Help: "Client requests by how the cache answered them (hit, stale, miss, pass, error).",
@@ -52,8 +53,8 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prom
 		Name: "outpost_not_stored_total",
 		Help: "Responses fetched from upstream for a client and not stored, by reason (the Cache-Status detail: no-store, private, authorization, vary-star, status, no-freshness, set-cookie, cookie, type-mismatch).",
 	}, []string{"reason"})
-	if reg != nil {
-		reg.MustRegister(append([]prometheus.Collector{requests, origin, fills, fillErrors, rangesOverLimit, flights, writes, notStored}, more...)...)
+	if err := promreg.Register(reg, "edge", append([]prometheus.Collector{requests, origin, fills, fillErrors, rangesOverLimit, flights, writes, notStored}, more...)...); err != nil {
+		return nil, err
 	}
 	m := &metrics{
 		hit:        requests.WithLabelValues("hit"),
@@ -78,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prom
 	for i, class := range [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
 		m.origin[i] = origin.WithLabelValues(class)
 	}
-	return m
+	return m, nil
 }
 
 func (m *metrics) originStatus(code int) {

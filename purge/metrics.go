@@ -1,8 +1,7 @@
 package purge
 
 import (
-	"fmt"
-
+	"github.com/outpost-cdn/outpost/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -63,15 +62,7 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 // registerAll registers cs with reg, all or none; field names the
 // configuration field reg came from, for the error.
 func registerAll(reg prometheus.Registerer, field string, cs ...prometheus.Collector) error {
-	for i, c := range cs {
-		if err := reg.Register(c); err != nil {
-			for _, done := range cs[:i] {
-				reg.Unregister(done)
-			}
-			return fmt.Errorf("purge: %s: %w", field, err)
-		}
-	}
-	return nil
+	return promreg.Register(reg, "purge: "+field, cs...)
 }
 
 // recorded counts the bans of a record just added.

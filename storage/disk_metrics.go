@@ -1,9 +1,7 @@
 package storage
 
 import (
-	"errors"
-	"fmt"
-
+	"github.com/outpost-cdn/outpost/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -80,20 +78,8 @@ func newDiskMetrics(reg prometheus.Registerer, d *Disk) (*diskMetrics, error) {
 			Help: "Objects in the disk tier's index.",
 		}, func() float64 { return float64(d.Stats().Objects) }),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for i, c := range m.collectors {
-		if err := reg.Register(c); err != nil {
-			for _, r := range m.collectors[:i] {
-				reg.Unregister(r)
-			}
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("disk tier: metrics already registered (another Disk on this Registerer?): %w", err)
-			}
-			return nil, fmt.Errorf("disk tier: register metrics: %w", err)
-		}
+	if err := promreg.Register(reg, "disk tier", m.collectors...); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/outpost-cdn/outpost/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -199,17 +200,8 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig) (*Tiered, error) {
 		stale: staleKeys{max: maxStaleKeys},
 	}
 	t.wb = newWriteBehind(cfg.WriteBehindBytes, cfg.WriteBehindWorkers, t.writeJob)
-	if t.reg != nil {
-		var done []prometheus.Collector
-		for _, c := range t.collectors() {
-			if err := t.reg.Register(c); err != nil {
-				for _, d := range done {
-					t.reg.Unregister(d)
-				}
-				return nil, fmt.Errorf("tiered: register metrics: %w", err)
-			}
-			done = append(done, c)
-		}
+	if err := promreg.Register(t.reg, "tiered", t.collectors()...); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/outpost-cdn/outpost/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -97,13 +98,8 @@ func New(cfg Config) (*Guard, error) {
 	for p, name := range [numPhases]string{"header", "body", "idle"} {
 		g.timeouts[p] = timeouts.WithLabelValues(name)
 	}
-	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(rejected); err != nil {
-			return nil, fmt.Errorf("httpguard: metrics: %w", err)
-		}
-		if err := cfg.Registerer.Register(timeouts); err != nil {
-			return nil, fmt.Errorf("httpguard: metrics: %w", err)
-		}
+	if err := promreg.Register(cfg.Registerer, "httpguard", rejected, timeouts); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
