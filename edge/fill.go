@@ -83,9 +83,11 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 // every follower that has not heard its outcome yet.
 func (h *Handler) goFill(f *flight, run func()) {
 	h.fills.Add(1)
+	h.running.Add(1)
 	h.metrics.fills.Inc()
 	go func() {
 		defer h.fills.Done()
+		defer h.running.Add(-1)
 		defer func() {
 			if v := recover(); v != nil {
 				h.metrics.fillErrors.Inc()

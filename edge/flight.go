@@ -300,6 +300,32 @@ func (t *flightTable) join(key string) (f *flight, leader bool) {
 	return f, true
 }
 
+// joinWithin is join under the fill limits: it refuses (over names the
+// limit) to create a flight when full reports that the node runs as many
+// fills as it may, and to join one that already has maxWaiters followers.
+func (t *flightTable) joinWithin(key string, full func() bool, maxWaiters int) (f *flight, leader bool, over string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f, ok := t.m[key]; ok {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.refs > maxWaiters { // the fill's reference and maxWaiters requests'
+			return nil, false, limitWaiters
+		}
+		f.refs++
+		return f, false, ""
+	}
+	if full() {
+		return nil, false, limitFills
+	}
+	if t.m == nil {
+		t.m = make(map[string]*flight)
+	}
+	f = newLeadFlight(key)
+	t.m[key] = f
+	return f, true, ""
+}
+
 // newLeadFlight returns a flight started by a request: the fill and the
 // request each hold a reference.
 func newLeadFlight(key string) *flight {

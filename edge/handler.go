@@ -77,6 +77,15 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxVariants bounds the Vary variants kept per URL. Zero means 32.
 	MaxVariants int
+	// MaxFills bounds the upstream fetches one request may start while
+	// that many run already (background revalidations, slices and encodes
+	// included): a miss over it is answered 503 with Retry-After, a stale
+	// response is served without revalidating, and both count in
+	// outpost_fills_refused_total. Zero means 2048.
+	MaxFills int
+	// MaxWaiters bounds the requests that follow one fill: one more gets
+	// 503 with Retry-After. Zero means 4096.
+	MaxWaiters int
 	// MaxRanges bounds the parts of a Range request, after overlapping
 	// and nearby ranges are merged (and 4 × MaxRanges before): a request
 	// asking for more gets the whole representation, 200 (RFC 9110 §14.2),
@@ -151,6 +160,8 @@ type Handler struct {
 	ctx    context.Context // canceled by Close: fills stop
 	cancel context.CancelFunc
 	fills  sync.WaitGroup
+	// running counts the fills in progress, for MaxFills (limits.go).
+	running atomic.Int64
 }
 
 // errNoHosts is New's and SetHosts's error for an empty set of hosts.
@@ -182,6 +193,8 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.IdleTimeout, 60*time.Second)
 	setDefault(&cfg.MaxVariants, 32)
 	setDefault(&cfg.MaxRanges, 32)
+	setDefault(&cfg.MaxFills, 2048)
+	setDefault(&cfg.MaxWaiters, 4096)
 	setDefault(&cfg.SpoolDir, os.TempDir())
 	setDefault(&cfg.StreamDelay, 100*time.Millisecond)
 	setDefault(&cfg.SpoolMemory, 64<<20)
@@ -201,8 +214,13 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.MaxVariants < 1 {
 		return nil, fmt.Errorf("edge: MaxVariants %d is below 1", cfg.MaxVariants)
 	}
-	if cfg.MaxRanges < 1 {
-		return nil, fmt.Errorf("edge: MaxRanges %d is below 1", cfg.MaxRanges)
+	for _, l := range []struct {
+		name string
+		v    int
+	}{{"MaxRanges", cfg.MaxRanges}, {"MaxFills", cfg.MaxFills}, {"MaxWaiters", cfg.MaxWaiters}} {
+		if l.v < 1 {
+			return nil, fmt.Errorf("edge: %s %d is below 1", l.name, l.v)
+		}
 	}
 	cfg.Hosts = append([]Host(nil), cfg.Hosts...) // never keep the caller's slice
 	rt, err := newRouter(cfg.Hosts)
@@ -379,13 +397,23 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, site *H
 		coalesce := !rc.noStore && attempt < maxAttempts && !h.misses.marked(lk.key, h.now())
 		var f *flight
 		leader := true
+		var over string
 		if coalesce {
-			f, leader = h.flights.join(lk.key)
+			f, leader, over = h.flights.joinWithin(lk.key, h.fillsFull, h.cfg.MaxWaiters)
+		} else if h.fillsFull() {
+			over = limitFills
 		} else {
 			f = newLeadFlight(lk.key)
 			if fwd == fwdMiss && attempt < maxAttempts {
 				fwd = fwdBypass
 			}
+		}
+		if over != "" {
+			if lk.obj != nil {
+				lk.obj.Close()
+			}
+			h.refuseFill(w, over, fwd)
+			return
 		}
 		if leader {
 			fl := h.newFill(r, site, c, f, lk.obj)
@@ -528,6 +556,10 @@ func (h *Handler) sinceLastPurge(out http.Header, urlKey string, banAt time.Time
 // revalidateInBackground starts a conditional refresh of a stored response
 // unless one is already running.
 func (h *Handler) revalidateInBackground(r *http.Request, site *Host, c *canonical, key string) {
+	if h.fillsFull() {
+		h.metrics.fillsRefused[limitFills].Inc()
+		return // the stale response is served; a later request tries again
+	}
 	f, ok := h.flights.start(key)
 	if !ok {
 		return

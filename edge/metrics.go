@@ -18,6 +18,7 @@ type metrics struct {
 	written, notAdmitted, tooLarge, purged, writeErrors prometheus.Counter
 	notStoredBy                                         map[string]prometheus.Counter // by reason (privacy.go); read-only
 	rangesOverLimit                                     prometheus.Counter
+	fillsRefused                                        map[string]prometheus.Counter // by limit (limits.go); read-only
 }
 
 func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prometheus.Collector) (*metrics, error) {
@@ -41,6 +42,10 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prom
 		Name: "outpost_ranges_over_limit_total",
 		Help: "Range requests with more parts than the limit (max_ranges), answered with the whole representation.",
 	})
+	fillsRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outpost_fills_refused_total",
+		Help: "Upstream fetches not made because of a fill limit: max_fills (a miss answered 503, or a stale response served without revalidating), max_waiters (a request answered 503).",
+	}, []string{"limit"})
 	flights := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "outpost_flights_in_progress",
 		Help: "Coalesced upstream fetches in progress.",
@@ -53,7 +58,7 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prom
 		Name: "outpost_not_stored_total",
 		Help: "Responses fetched from upstream for a client and not stored, by reason (the Cache-Status detail: no-store, private, authorization, vary-star, status, no-freshness, set-cookie, cookie, type-mismatch).",
 	}, []string{"reason"})
-	if err := promreg.Register(reg, "edge", append([]prometheus.Collector{requests, origin, fills, fillErrors, rangesOverLimit, flights, writes, notStored}, more...)...); err != nil {
+	if err := promreg.Register(reg, "edge", append([]prometheus.Collector{requests, origin, fills, fillErrors, rangesOverLimit, fillsRefused, flights, writes, notStored}, more...)...); err != nil {
 		return nil, err
 	}
 	m := &metrics{
@@ -72,6 +77,10 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64, more ...prom
 		writeErrors:     writes.WithLabelValues("error"),
 		rangesOverLimit: rangesOverLimit,
 		notStoredBy:     make(map[string]prometheus.Counter, len(notStoredReasons)),
+		fillsRefused: map[string]prometheus.Counter{
+			limitFills:   fillsRefused.WithLabelValues(limitFills),
+			limitWaiters: fillsRefused.WithLabelValues(limitWaiters),
+		},
 	}
 	for _, r := range notStoredReasons {
 		m.notStoredBy[r] = notStored.WithLabelValues(r)

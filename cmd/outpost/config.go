@@ -69,6 +69,8 @@ type limitsConfig struct {
 	BodyTimeout    at[string] `yaml:"body_timeout"`
 	IdleTimeout    at[string] `yaml:"idle_timeout"`
 	MaxRanges      at[int]    `yaml:"max_ranges"`
+	MaxFills       at[int]    `yaml:"max_fills"`
+	MaxWaiters     at[int]    `yaml:"max_waiters"`
 }
 
 // compressionConfig is `compression: off` (or on), or a mapping of options.

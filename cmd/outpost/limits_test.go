@@ -187,6 +187,41 @@ func TestMaxVariants(t *testing.T) {
 	assert.Equal(t, 4, o.count("/v"))
 }
 
+// TestFillLimitsFromConfig: limits.max_fills reaches the edge: with one
+// fill running, a miss for another object is answered 503 and counted, and
+// the origin sees one request.
+func TestFillLimitsFromConfig(t *testing.T) {
+	release := make(chan struct{})
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "body")
+	})
+	tn := startNode(t, "--origin", o.URL, "--config", writeFile(t, "outpost.yaml", "limits:\n  max_fills: 1\n  max_waiters: 8\n"))
+	done := make(chan int)
+	go func() {
+		resp, err := http.Get(tn.url + "/slow")
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	require.Eventually(t, func() bool { return o.count("/slow") == 1 }, 5*time.Second, 5*time.Millisecond)
+	resp, err := http.Get(tn.url + "/other")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.Equal(t, 1.0, metricWith(t, tn, "outpost_fills_refused_total", "limit", "max_fills"))
+	assert.Zero(t, o.count("/other"))
+	close(release)
+	assert.Equal(t, http.StatusOK, <-done)
+}
+
 func TestLimitsConfigErrors(t *testing.T) {
 	for _, tt := range []struct{ give, want string }{
 		{"limits:\n  max_connections: -1\n", "limits.max_connections"},
@@ -195,6 +230,8 @@ func TestLimitsConfigErrors(t *testing.T) {
 		{"limits:\n  header_timeout: 0s\n", "limits.header_timeout"},
 		{"limits:\n  body_timeout: soon\n", "limits.body_timeout"},
 		{"limits:\n  max_range: 3\n", "max_range"},
+		{"limits:\n  max_fills: -1\n", "limits.max_fills"},
+		{"limits:\n  max_waiters: -5\n", "limits.max_waiters"},
 		{"cache:\n  max_variants: -2\n", "cache.max_variants"},
 		{"storage:\n  disk: { max_object: 3XB }\n", "storage.disk.max_object"},
 	} {

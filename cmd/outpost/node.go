@@ -143,6 +143,8 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		TrustedProxies:       s.trustedProxies,
 		MaxVariants:          s.cache.maxVariants,
 		MaxRanges:            s.limits.maxRanges,
+		MaxFills:             s.limits.maxFills,
+		MaxWaiters:           s.limits.maxWaiters,
 	})
 	if err != nil {
 		return nil, err

@@ -122,6 +122,8 @@ type limitSettings struct {
 	bodyTimeout   time.Duration
 	idleTimeout   time.Duration
 	maxRanges     int
+	maxFills      int // 0: the edge's default
+	maxWaiters    int // 0: the edge's default
 }
 
 // listFlag is a repeatable string flag.
@@ -498,11 +500,13 @@ const (
 )
 
 func resolveLimits(c *limitsConfig) (limitSettings, error) {
-	l := limitSettings{maxConns: int64(c.MaxConnections.V), headerCount: c.HeaderCount.V, maxRanges: c.MaxRanges.V}
+	l := limitSettings{maxConns: int64(c.MaxConnections.V), headerCount: c.HeaderCount.V, maxRanges: c.MaxRanges.V,
+		maxFills: c.MaxFills.V, maxWaiters: c.MaxWaiters.V}
 	for _, v := range []struct {
 		field string
 		v     at[int]
-	}{{"limits.max_connections", c.MaxConnections}, {"limits.header_count", c.HeaderCount}, {"limits.max_ranges", c.MaxRanges}} {
+	}{{"limits.max_connections", c.MaxConnections}, {"limits.header_count", c.HeaderCount}, {"limits.max_ranges", c.MaxRanges},
+		{"limits.max_fills", c.MaxFills}, {"limits.max_waiters", c.MaxWaiters}} {
 		if v.v.V < 0 {
 			return l, badField(v.field, v.v.Line, "%d is negative", v.v.V)
 		}
