@@ -178,8 +178,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Name == "" {
 		cfg.Name = "outpost"
 	}
-	if strings.ContainsAny(cfg.Name, ",; \t\"") {
-		return nil, fmt.Errorf("edge: Name %q must be a token (no spaces, commas, semicolons or quotes)", cfg.Name)
+	if err := CheckName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("edge: Name: %w", err)
 	}
 	if cfg.HeuristicFraction < 0 || cfg.HeuristicFraction > 1 {
 		return nil, fmt.Errorf("edge: HeuristicFraction %v is outside [0, 1]", cfg.HeuristicFraction)
@@ -200,8 +200,8 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.SpoolMemory, 64<<20)
 	setDefault(&cfg.SliceSize, defaultSliceSize)
 	setDefault(&cfg.SliceThreshold, defaultSliceThreshold)
-	if cfg.SliceSize < minSliceSize {
-		return nil, fmt.Errorf("edge: SliceSize %d is below %d (64 KiB)", cfg.SliceSize, minSliceSize)
+	if err := CheckSliceSize(cfg.SliceSize); err != nil {
+		return nil, fmt.Errorf("edge: SliceSize: %w", err)
 	}
 	for _, d := range []struct {
 		name string
@@ -252,6 +252,24 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h, nil
+}
+
+// CheckName reports whether name can name this cache in Cache-Status
+// (RFC 9211 §2: a token here; no spaces, commas, semicolons or quotes).
+func CheckName(name string) error {
+	if name == "" || strings.ContainsAny(name, ",; \t\"") {
+		return fmt.Errorf("bad name %q (a token: no spaces, commas, semicolons or quotes)", name)
+	}
+	return nil
+}
+
+// CheckSliceSize reports whether n can be Config.SliceSize (zero is the
+// default).
+func CheckSliceSize(n int64) error {
+	if n != 0 && n < minSliceSize {
+		return fmt.Errorf("%d bytes is below the 64KiB minimum", n)
+	}
+	return nil
 }
 
 func setDefault[T comparable](v *T, def T) {

@@ -23,7 +23,9 @@ const (
 	Rendezvous Policy = "rendezvous"
 )
 
-func (p Policy) valid() bool {
+// Valid reports whether p names a policy ("" is not one: NewPool reads it
+// as RoundRobin).
+func (p Policy) Valid() bool {
 	return p == RoundRobin || p == LeastRequests || p == Rendezvous
 }
 

@@ -37,23 +37,43 @@ type HealthCheck struct {
 	Rise int
 }
 
-// withDefaults returns hc with its zero fields set, or an error naming the
-// first bad field.
+// FieldError names the field of a HealthCheck (or Config) that is wrong,
+// so a caller reading a configuration file can point at its line.
+type FieldError struct {
+	Field  string // "health.timeout", ...
+	Reason string // the value and what is wrong with it
+}
+
+func (e *FieldError) Error() string { return e.Field + " " + e.Reason }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports the first bad field of hc as a *FieldError, as NewPool
+// would.
+func (hc HealthCheck) Validate() error {
+	_, err := hc.withDefaults()
+	return err
+}
+
+// withDefaults returns hc with its zero fields set, or a *FieldError for
+// the first bad field.
 func (hc HealthCheck) withDefaults() (HealthCheck, error) {
 	if hc.Path == "" {
 		return hc, nil
 	}
 	if !strings.HasPrefix(hc.Path, "/") {
-		return hc, fmt.Errorf("health.path %q: must start with /", hc.Path)
+		return hc, fieldErr("health.path", "%q: must start with /", hc.Path)
 	}
 	if strings.ContainsAny(hc.Path, " #\r\n") {
-		return hc, fmt.Errorf("health.path %q: must be a path and query without spaces or fragment", hc.Path)
+		return hc, fieldErr("health.path", "%q: must be a path and query without spaces or fragment", hc.Path)
 	}
 	if hc.Interval < 0 {
-		return hc, fmt.Errorf("health.interval %v: must not be negative", hc.Interval)
+		return hc, fieldErr("health.interval", "%v: must not be negative", hc.Interval)
 	}
 	if hc.Timeout < 0 {
-		return hc, fmt.Errorf("health.timeout %v: must not be negative", hc.Timeout)
+		return hc, fieldErr("health.timeout", "%v: must not be negative", hc.Timeout)
 	}
 	setDefault(&hc.Interval, 5*time.Second)
 	setDefault(&hc.Timeout, min(2*time.Second, hc.Interval))
@@ -61,15 +81,15 @@ func (hc HealthCheck) withDefaults() (HealthCheck, error) {
 	setDefault(&hc.Rise, 2)
 	switch {
 	case hc.Timeout > hc.Interval:
-		return hc, fmt.Errorf("health.timeout %v: must not exceed health.interval %v", hc.Timeout, hc.Interval)
+		return hc, fieldErr("health.timeout", "%v: must not exceed health.interval %v", hc.Timeout, hc.Interval)
 	case hc.Status != 0 && (hc.Status < 100 || hc.Status > 599):
-		return hc, fmt.Errorf("health.status %d: not an HTTP status", hc.Status)
+		return hc, fieldErr("health.status", "%d: not an HTTP status", hc.Status)
 	case hc.Fall < 0:
-		return hc, fmt.Errorf("health.fall %d: must be positive", hc.Fall)
+		return hc, fieldErr("health.fall", "%d: must be positive", hc.Fall)
 	case hc.Rise < 0:
-		return hc, fmt.Errorf("health.rise %d: must be positive", hc.Rise)
+		return hc, fieldErr("health.rise", "%d: must be positive", hc.Rise)
 	case strings.ContainsAny(hc.Host, " /\r\n"):
-		return hc, fmt.Errorf("health.host %q: not a host", hc.Host)
+		return hc, fieldErr("health.host", "%q: not a host", hc.Host)
 	}
 	return hc, nil
 }

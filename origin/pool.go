@@ -83,7 +83,7 @@ func newPool(cfg Config, random func() uint64) (*Pool, error) {
 	if cfg.Balance == "" {
 		cfg.Balance = RoundRobin
 	}
-	if !cfg.Balance.valid() {
+	if !cfg.Balance.Valid() {
 		return nil, fmt.Errorf("origin: balance %q: must be %s, %s or %s", cfg.Balance, RoundRobin, LeastRequests, Rendezvous)
 	}
 	var bk *bucket

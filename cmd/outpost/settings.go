@@ -17,6 +17,7 @@ import (
 
 	"github.com/outpost-cdn/outpost/access"
 	"github.com/outpost-cdn/outpost/edge"
+	"github.com/outpost-cdn/outpost/origin"
 	"github.com/outpost-cdn/outpost/storage"
 )
 
@@ -209,8 +210,8 @@ func (f *serveFlags) resolveConfig(fc *fileConfig, set map[string]bool) (*settin
 		return nil, err
 	}
 	v, field = pick("name", f.name, fc.Name, "name")
-	if v.V == "" || strings.ContainsAny(v.V, ",; \t\"") {
-		return nil, badField(field, v.Line, "bad name %q (a token: no spaces, commas, semicolons or quotes)", v.V)
+	if err := edge.CheckName(v.V); err != nil {
+		return nil, badField(field, v.Line, "%v", err)
 	}
 	s.name = v.V
 	v, field = pick("memory", f.memory, fc.Storage.Memory, "storage.memory")
@@ -229,8 +230,8 @@ func (f *serveFlags) resolveConfig(fc *fileConfig, set map[string]bool) (*settin
 	if s.sliceSize, err = sizeField("storage.slice_size", fc.Storage.SliceSize, 0); err != nil {
 		return nil, err
 	}
-	if s.sliceSize != 0 && s.sliceSize < 64<<10 {
-		return nil, badField("storage.slice_size", fc.Storage.SliceSize.Line, "%s is below the 64KiB minimum", fc.Storage.SliceSize.V)
+	if err := edge.CheckSliceSize(s.sliceSize); err != nil {
+		return nil, badField("storage.slice_size", fc.Storage.SliceSize.Line, "%s: %v", fc.Storage.SliceSize.V, err)
 	}
 	if fc.Storage.SliceThreshold.V == "off" {
 		s.sliceThresh = -1
@@ -340,27 +341,22 @@ func resolveHealth(field string, hl *healthConfig) (healthSettings, error) {
 	var hs healthSettings
 	var err error
 	hs.path, hs.host = hl.Path.V, hl.Host.V
-	if hs.path != "" && !strings.HasPrefix(hs.path, "/") {
-		return hs, badField(field+".path", hl.Path.Line, "%q must start with /", hs.path)
-	}
 	if hs.interval, err = durationField(field+".interval", hl.Interval, 0); err != nil {
 		return hs, err
 	}
 	if hs.timeout, err = durationField(field+".timeout", hl.Timeout, 0); err != nil {
 		return hs, err
 	}
-	if hs.interval > 0 && hs.timeout > hs.interval {
-		return hs, badField(field+".timeout", hl.Timeout.Line, "%v exceeds the interval %v", hs.timeout, hs.interval)
-	}
-	for _, v := range []struct {
-		name string
-		v    at[int]
-	}{{"status", hl.Status}, {"fall", hl.Fall}, {"rise", hl.Rise}} {
-		if v.v.V < 0 || (v.name == "status" && v.v.V != 0 && (v.v.V < 100 || v.v.V > 599)) {
-			return hs, badField(field+"."+v.name, v.v.Line, "bad value %d", v.v.V)
-		}
-	}
 	hs.status, hs.fall, hs.rise = hl.Status.V, hl.Fall.V, hl.Rise.V
+	// The rules are the origin package's; this only points at the line.
+	var fe *origin.FieldError
+	if err := healthCheck(&hs).Validate(); errors.As(err, &fe) {
+		line := map[string]int{"health.path": hl.Path.Line, "health.host": hl.Host.Line, "health.interval": hl.Interval.Line,
+			"health.timeout": hl.Timeout.Line, "health.status": hl.Status.Line, "health.fall": hl.Fall.Line, "health.rise": hl.Rise.Line}[fe.Field]
+		return hs, badField(field+strings.TrimPrefix(fe.Field, "health"), line, "%s", fe.Reason)
+	} else if err != nil {
+		return hs, badField(field, 0, "%v", err)
+	}
 	return hs, nil
 }
 
@@ -599,11 +595,8 @@ func resolveHost(i int, h *hostConfig) (hostSettings, error) {
 		hs.origins = append(hs.origins, u)
 		hs.weights = append(hs.weights, o.Weight.V)
 	}
-	switch h.Balance.V {
-	case "", "round_robin", "least_requests", "rendezvous":
-		hs.balance = h.Balance.V
-	default:
-		return hs, badField(field("balance"), h.Balance.Line, "unknown policy %q (want round_robin, least_requests or rendezvous)", h.Balance.V)
+	if hs.balance = h.Balance.V; hs.balance != "" && !origin.Policy(hs.balance).Valid() {
+		return hs, badField(field("balance"), h.Balance.Line, "unknown policy %q (want %s, %s or %s)", h.Balance.V, origin.RoundRobin, origin.LeastRequests, origin.Rendezvous)
 	}
 	switch h.HostHeader.V {
 	case "", "client", "origin":
