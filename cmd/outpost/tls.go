@@ -62,7 +62,7 @@ func resolveTickets(st *ticketsConfig) (ticketSettings, error) {
 // not implement it on servers, so no request can be replayed.
 //
 // HTTP/2 is golang.org/x/net/http2's server, tuned in h2Config, reading
-// through h2Guard.
+// through h2Guard and writing through a coalescer (h2write.go).
 type publicTLS struct {
 	cfg     *tls.Config
 	tickets *ticketKeys // nil: crypto/tls's own keys
@@ -89,7 +89,9 @@ func newPublicTLS(s *settings, srv *http.Server, log *slog.Logger) (*publicTLS, 
 		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 			ctx = bc.BaseContext()
 		}
-		h2.ServeConn(newH2Guard(c), &http2.ServeConnOpts{Context: ctx, Handler: presized(h), BaseConfig: hs})
+		g := newH2Guard(c)
+		g.wr = newCoalescer(c) // h2write.go
+		h2.ServeConn(g, &http2.ServeConnOpts{Context: ctx, Handler: presized(h), BaseConfig: hs})
 	}
 	return p, nil
 }
