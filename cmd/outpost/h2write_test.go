@@ -87,8 +87,13 @@ func TestCoalescerCloseReleasesWriter(t *testing.T) {
 	c := newCoalescer(w)
 	done := make(chan error)
 	go func() {
-		_, err := c.Write(make([]byte, 3*h2WriteAhead))
-		done <- err
+		p := make([]byte, 1<<10)
+		for {
+			if _, err := c.Write(p); err != nil { // fills both buffers, then waits
+				done <- err
+				return
+			}
+		}
 	}()
 	time.Sleep(10 * time.Millisecond)
 	go c.close()
