@@ -69,7 +69,17 @@ type publicTLS struct {
 }
 
 func newPublicTLS(s *settings, srv *http.Server, log *slog.Logger) (*publicTLS, error) {
-	p := &publicTLS{cfg: &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}, MinVersion: tls.VersionTLS12}}
+	p := &publicTLS{cfg: &tls.Config{
+		Certificates: []tls.Certificate{*s.tlsCert},
+		MinVersion:   tls.VersionTLS12,
+		// Full 16 KiB records from the first byte, as nginx's default
+		// ssl_buffer_size: crypto/tls otherwise sends a connection's
+		// first 128 KiB in records of one TCP segment, which split a
+		// 1 KiB response and its header fields in two records, two
+		// writes. The cost: on a lossy path, the first record of a large
+		// response decrypts only once all of it has arrived.
+		DynamicRecordSizingDisabled: true,
+	}}
 	if s.tickets.file != "" {
 		var err error
 		if p.tickets, err = newTicketKeys(p.cfg, s.tickets, log, time.Now); err != nil {
