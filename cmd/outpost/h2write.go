@@ -31,9 +31,11 @@ const h2CloseWait = time.Second
 // on to the next frames, and the sending goroutine, which runs after the
 // goroutines already runnable, takes everything written by then.
 //
-// Backpressure stays: a Write waits while h2WriteAhead bytes are unsent,
-// and a failed send (the send timeout below) fails every later Write.
-// Close sends what was accepted first, for at most h2CloseWait.
+// Backpressure stays: a Write waits while a full buffer (h2WriteAhead)
+// is queued behind the one being sent, and a failed send (send_timeout,
+// which the connection underneath applies to each write, or a closed
+// connection) fails every later Write. Close sends what was accepted
+// first, for at most h2CloseWait.
 type coalescer struct {
 	w io.Writer // the connection, written from the sending goroutine only
 
