@@ -94,6 +94,8 @@ type h2Guard struct {
 	teSeen  bool
 	failed  bool  // after a frame h2Guard cannot follow: read, but pass nothing on
 	err     error // sticky
+
+	wr *coalescer // nil: writes go straight to the Conn (h2write.go)
 }
 
 func newH2Guard(c *tls.Conn) *h2Guard {
