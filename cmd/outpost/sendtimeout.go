@@ -85,6 +85,14 @@ func (c *sendTimeoutConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteBuffers writes b with writev, within the send timeout.
+func (c *sendTimeoutConn) WriteBuffers(b *net.Buffers) (int64, error) {
+	c.arm()
+	n, err := b.WriteTo(c.TCPConn)
+	c.count(err)
+	return n, err
+}
+
 // count counts a write that timed out.
 func (c *sendTimeoutConn) count(err error) {
 	if err == nil || c.timeouts == nil {
