@@ -662,4 +662,3 @@ func currentDate() []byte {
 	httpDate.Store(d)
 	return d.b
 }
-
