@@ -169,6 +169,7 @@ func (w *fastWriter) finish() bool {
 // net/http's chunkWriter.writeHeader decides it.
 func (w *fastWriter) commit(final bool) {
 	w.sent = true
+	w.closing = w.closing || w.fc.s.closing.Load()
 	body := w.out // held back so far: the body's first bytes
 	hdr, code := w.hdr, w.status
 	te := hdr.Get("Transfer-Encoding")

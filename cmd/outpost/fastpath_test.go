@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fastPathEnv, set to 1, runs every test node with fast_path on (plain
+// HTTP only): TestFastPathSuites runs the node suites again that way.
+const fastPathEnv = "OUTPOST_TEST_FAST_PATH"
+
+// fastPathSuites are the tests TestFastPathSuites runs again with the
+// fast path on: conformance of the listener (hostile clients, smuggling,
+// limits and timeouts), cache poisoning and privacy, access rules, the
+// access log, panics, graceful stop, send timeouts, purges and reloads.
+const fastPathSuites = "^(TestHostileRequests|TestLimitsAnswerAndCount|TestMaxObjectIsServedNotStored|TestMaxVariants|" +
+	"TestPoisoningProbes|TestPoisoningProbesUnstrippedOverrides|TestPrivacyConfig|TestShieldSeesTheClientThroughTrustedEdges|" +
+	"TestAccessLogCombined|TestAccessLogJSON|TestHandlerPanic|TestServeCachesAndStopsGracefully|TestSendTimeout|" +
+	"TestPurgeEndToEnd|TestPurgeMethod|TestBucketHost|TestSignedURLHost|TestRateLimitAndHotlinkHost|" +
+	"TestOriginFaultsStoreNothingWrong|TestLoopIs508|TestPutSurvivesAnIdleClose|TestReloadAddsHostChangesOriginDuringDownload)$"
+
+// TestFastPathSuites runs the node suites again, in a child process of
+// this test binary, with every plain-HTTP node on the fast path.
+func TestFastPathSuites(t *testing.T) {
+	if os.Getenv(fastPathEnv) == "1" {
+		t.Skip("already the fast-path run")
+	}
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", fastPathSuites, "-test.count=1", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), fastPathEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "the suites with fast_path on:\n%s", out)
+	require.Contains(t, string(out), "PASS")
+}
+
+// fastNode starts a node with fast_path on in front of an origin that
+// serves "body of PATH" for a day, or streams for /stream/.
+func fastNode(t *testing.T, origin http.HandlerFunc) (*testNode, *countingOrigin) {
+	t.Helper()
+	if origin == nil {
+		origin = func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=86400")
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "body of "+r.URL.Path)
+		}
+	}
+	o := newCountingOrigin(t, origin)
+	cfg := writeFile(t, "outpost.yaml", "fast_path: true\n")
+	tn := startNode(t, "--origin", o.URL, "--config", cfg)
+	require.NotNil(t, tn.n.fast, "fast_path: true starts the fast path")
+	return tn, o
+}
+
+func dialNode(t *testing.T, tn *testNode) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(tn.url, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(b)
+}
+
+// TestFastPathPipelinedHits: hits sent in one write are answered in
+// order, HEAD with the length but no body, each with Date and
+// Cache-Status, on one kept-alive connection.
+func TestFastPathPipelinedHits(t *testing.T) {
+	tn, o := fastNode(t, nil)
+	for _, p := range []string{"/a", "/b", "/c"} {
+		resp, _ := fetch(t, tn.url+p)
+		require.Equal(t, 200, resp.StatusCode)
+	}
+	c, br := dialNode(t, tn)
+	host := strings.TrimPrefix(tn.url, "http://") // the key fetch filled
+	var reqs strings.Builder
+	for _, p := range []string{"/c", "/a", "/b", "HEAD /a", "/b"} {
+		method := "GET "
+		if strings.HasPrefix(p, "HEAD ") {
+			method = ""
+		}
+		fmt.Fprintf(&reqs, "%s%s HTTP/1.1\r\nHost: %s\r\n\r\n", method, p, host)
+	}
+	_, err := io.WriteString(c, reqs.String())
+	require.NoError(t, err)
+	for _, p := range []string{"/c", "/a", "/b"} {
+		resp, body := readResponse(t, br, "GET")
+		assert.Equal(t, 200, resp.StatusCode)
+		assert.Equal(t, "body of "+p, body)
+		assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+		assert.NotEmpty(t, resp.Header.Get("Date"))
+		assert.False(t, resp.Close)
+	}
+	resp, body := readResponse(t, br, "HEAD")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Empty(t, body)
+	assert.Equal(t, int64(len("body of /a")), resp.ContentLength)
+	_, body = readResponse(t, br, "GET")
+	assert.Equal(t, "body of /b", body, "the response after HEAD starts where HEAD's header ends")
+	assert.Equal(t, int64(3), o.total.Load(), "every one a hit")
+}
+
+// TestFastPathConnectionClose: HTTP/1.0 closes after its response unless
+// it asks to keep the connection; "Connection: close" closes and says so.
+func TestFastPathConnectionClose(t *testing.T) {
+	tn, _ := fastNode(t, nil)
+	fetch(t, tn.url+"/a")
+
+	c, br := dialNode(t, tn)
+	io.WriteString(c, "GET /a HTTP/1.0\r\nHost: x\r\n\r\n")
+	resp, body := readResponse(t, br, "GET")
+	assert.Equal(t, "HTTP/1.0", resp.Proto)
+	assert.Equal(t, "body of /a", body)
+	_, err := br.ReadByte()
+	assert.Equal(t, io.EOF, err, "HTTP/1.0 without keep-alive: closed")
+
+	c, br = dialNode(t, tn)
+	io.WriteString(c, "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+	resp, _ = readResponse(t, br, "GET")
+	assert.Equal(t, "keep-alive", resp.Header.Get("Connection"))
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	resp, body = readResponse(t, br, "GET")
+	assert.True(t, resp.Close, "Connection: close in the response")
+	assert.Equal(t, "body of /a", body)
+	_, err = br.ReadByte()
+	assert.Equal(t, io.EOF, err)
+}
+
+// TestFastPathHandsOff: what the fast path does not take goes to net/http
+// and the guard on the same connection, which answers it as it always
+// does: a malformed head 400 and a close, a POST through to the origin,
+// and the connection then stays with net/http.
+func TestFastPathHandsOff(t *testing.T) {
+	tn, o := fastNode(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=86400")
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
+	})
+	fetch(t, tn.url+"/a")
+
+	c, br := dialNode(t, tn)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"+
+		"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	_, body := readResponse(t, br, "GET")
+	assert.Equal(t, "GET /a ", body)
+	_, body = readResponse(t, br, "POST")
+	assert.Equal(t, "POST /p hello", body, "the POST's body replayed to net/http")
+	resp, body := readResponse(t, br, "GET")
+	assert.Equal(t, "GET /a ", body)
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+
+	// Ambiguous framing after a hit: the guard's 400, then nothing more.
+	c, br = dialNode(t, tn)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"+
+		"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+	readResponse(t, br, "GET")
+	resp, _ = readResponse(t, br, "GET")
+	assert.Equal(t, 400, resp.StatusCode)
+	assert.True(t, resp.Close)
+	_, err := http.ReadResponse(br, nil)
+	assert.Error(t, err, "nothing answered after the refusal")
+
+	// A malformed head net/http refuses on its own (a space in a name).
+	c, br = dialNode(t, tn)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n")
+	resp, _ = readResponse(t, br, "GET")
+	assert.Equal(t, 400, resp.StatusCode)
+	assert.Zero(t, o.counts["/smuggled"])
+}
+
+// TestFastPathStreamsMiss: a miss whose origin sends its body in parts
+// without a length reaches the client in parts, chunked, before the
+// origin has finished.
+func TestFastPathStreamsMiss(t *testing.T) {
+	release := make(chan struct{})
+	tn, _ := fastNode(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=86400")
+		io.WriteString(w, "first part;")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, "second part")
+	})
+	c, br := dialNode(t, tn)
+	io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"chunked"}, resp.TransferEncoding)
+	first := make([]byte, len("first part;"))
+	_, err = io.ReadFull(resp.Body, first)
+	require.NoError(t, err, "the first part arrives while the origin waits")
+	assert.Equal(t, "first part;", string(first))
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "second part", string(rest))
+
+	io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, body := readResponse(t, br, "GET")
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+	assert.Equal(t, "first part;second part", body)
+}
+
+// TestFastPathStopDrains: a graceful stop lets a request in progress on
+// the fast path finish, and closes the idle connections.
+func TestFastPathStopDrains(t *testing.T) {
+	started := make(chan struct{})
+	var once sync.Once
+	tn, _ := fastNode(t, func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(started) })
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "slow")
+	})
+	idle, ibr := dialNode(t, tn)
+	io.WriteString(idle, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-started
+	busy, bbr := dialNode(t, tn)
+	io.WriteString(busy, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n") // waits for the same fill
+	time.Sleep(50 * time.Millisecond)
+	stopped := make(chan error, 1)
+	go func() { stopped <- tn.stop(t) }()
+	for _, br := range []*bufio.Reader{ibr, bbr} {
+		resp, body := readResponse(t, br, "GET")
+		assert.Equal(t, "slow", body)
+		assert.True(t, resp.Close, "the last response on a stopping node")
+	}
+	require.NoError(t, <-stopped)
+}
+
+// TestFastPathRefusedWithTLS: the fast path serves plain HTTP only.
+func TestFastPathRefusedWithTLS(t *testing.T) {
+	t.Setenv(tokenEnv, "")
+	certFile, keyFile, _ := selfSigned(t)
+	cfg := writeFile(t, "outpost.yaml", "listen: \"127.0.0.1:0\"\nfast_path: true\n")
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--origin", "http://o", "--config", cfg, "--tls-cert", certFile, "--tls-key", keyFile}, io.Discard, &stderr)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr.String(), "fast_path")
+	assert.Contains(t, stderr.String(), "line 2")
+}
