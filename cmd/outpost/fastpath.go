@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/outpost-cdn/outpost/internal/httpguard"
+	"golang.org/x/net/http/httpguts"
 )
 
 // The fast path (fast_path: true) serves plain HTTP/1.1 without net/http's
@@ -494,7 +495,7 @@ func parseFast(b []byte, remote string) (*http.Request, bool) {
 		vals[0] = v
 		hdr[k], vals = vals[:1:1], vals[1:]
 	}
-	if hosts != 1 || host == "" {
+	if hosts != 1 || host == "" || !httpguts.ValidHostHeader(host) {
 		return nil, false
 	}
 	conn = hdr["Connection"]

@@ -265,3 +265,46 @@ func TestFastPathRefusedWithTLS(t *testing.T) {
 	assert.Contains(t, stderr.String(), "fast_path")
 	assert.Contains(t, stderr.String(), "line 2")
 }
+
+// FuzzParseFast: a head the fast path takes is one net/http reads the same
+// way: method, target, Host, header fields, and whether to close.
+func FuzzParseFast(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"HEAD /x?y=1 HTTP/1.0\r\nHost: a.example:80\r\nConnection: keep-alive\r\n\r\n",
+		"GET /a HTTP/1.1\r\nhost: a\r\naccept-encoding: gzip\r\nAccept-Encoding: br\r\nPragma: no-cache\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nConnection: close, keep-alive\r\nX:  y \t\r\n\r\n",
+		"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+		"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nX: \x80\xff\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := headEnd(b)
+		if n == 0 {
+			return
+		}
+		b = b[:n]
+		got, ok := parseFast(b, "192.0.2.1:1234")
+		if !ok {
+			return
+		}
+		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
+		if err != nil {
+			t.Fatalf("the fast path takes %q, net/http refuses it: %v", b, err)
+		}
+		if got.Method != want.Method || got.RequestURI != want.RequestURI || got.URL.String() != want.URL.String() ||
+			got.Host != want.Host || got.Proto != want.Proto || got.ProtoMinor != want.ProtoMinor || got.Close != want.Close {
+			t.Fatalf("%q: fast path %s %s %s host %q close %v; net/http %s %s %s host %q close %v", b,
+				got.Method, got.URL, got.Proto, got.Host, got.Close, want.Method, want.URL, want.Proto, want.Host, want.Close)
+		}
+		if fmt.Sprint(got.Header) != fmt.Sprint(want.Header) {
+			t.Fatalf("%q: header fields differ:\nfast path %v\nnet/http  %v", b, got.Header, want.Header)
+		}
+		if want.ContentLength != 0 || len(want.TransferEncoding) > 0 {
+			t.Fatalf("%q: the fast path takes a request with a body", b)
+		}
+	})
+}
