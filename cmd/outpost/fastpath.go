@@ -251,6 +251,9 @@ type fastConn struct {
 
 func (fc *fastConn) serve() {
 	defer func() {
+		if v := recover(); v != nil { // outside a handler: a bug of ours; this connection ends, the node serves on
+			fc.s.log.Error("fast path: panic", "remote", fc.remote, "panic", fmt.Sprint(v))
+		}
 		fc.s.mu.Lock()
 		delete(fc.s.conns, fc)
 		fc.s.mu.Unlock()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -134,6 +135,38 @@ func (w *fastWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// ReadFrom sends a body of declared length from src with the
+// connection's ReadFrom (sendfile for a file of the disk tier), after the
+// header and what is buffered; any other body goes through Write.
+func (w *fastWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	rf, ok := w.fc.wc.(io.ReaderFrom)
+	if !ok || w.head || !bodyAllowed(w.status) || w.clen < 0 || w.err != nil {
+		return io.Copy(writerOnly{w}, src)
+	}
+	if !w.sent {
+		w.commit(false)
+	}
+	w.flush()
+	if w.err != nil {
+		return 0, w.err
+	}
+	lr, ok := src.(*io.LimitedReader)
+	if !ok || lr.N > w.clen-w.written {
+		lr = &io.LimitedReader{R: src, N: w.clen - w.written}
+	}
+	n, err := rf.ReadFrom(lr)
+	w.written += n
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+type writerOnly struct{ io.Writer }
 
 // Flush sends the header and what the body has so far.
 func (w *fastWriter) Flush() {
