@@ -241,6 +241,8 @@ type fastConn struct {
 	cancel context.CancelFunc
 	idle   atomic.Bool // waiting for a request head
 
+	idleUntil  time.Time // the idle read deadline armRead set last
+
 	rbufp      *[]byte
 	rbuf       []byte // read buffer; rbuf[r0:r1] is unparsed
 	r0, r1     int
@@ -283,7 +285,7 @@ func (fc *fastConn) serve() {
 			return
 		}
 		fc.r0 += head
-		if !fc.serveRequest(req) || fc.s.closing.Load() {
+		if !fc.serveRequest(&req) || fc.s.closing.Load() {
 			return
 		}
 	}
@@ -318,13 +320,7 @@ func (fc *fastConn) readHead(first bool) (int, error) {
 			// Waiting for a request: the header timeout for the first
 			// (as net/http), the idle timeout after. The guard passes on
 			// only whole heads, so this covers the head too.
-			d := fc.s.idleTimeout
-			if first {
-				d = fc.s.headerTimeout
-			}
-			if d > 0 {
-				fc.c.SetReadDeadline(time.Now().Add(d))
-			}
+			fc.armRead(first)
 			fc.idle.Store(true)
 			if fc.s.closing.Load() {
 				return 0, net.ErrClosed
@@ -340,6 +336,32 @@ func (fc *fastConn) readHead(first bool) (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// armRead sets the read deadline for the wait for a request: the header
+// timeout for the first (as net/http), the idle timeout after. The guard
+// passes on only whole heads, so it covers the head too. As the send
+// timeout's arm, an idle deadline is set d/8 long and renewed only when
+// less than d is left, which saves a runtime timer update per request on a
+// busy connection: the wait gets between d and 9/8 d.
+func (fc *fastConn) armRead(first bool) {
+	d := fc.s.idleTimeout
+	if first {
+		d = fc.s.headerTimeout
+	}
+	if d <= 0 {
+		return
+	}
+	now := time.Now()
+	if first {
+		fc.c.SetReadDeadline(now.Add(d))
+		return
+	}
+	if !fc.idleUntil.IsZero() && fc.idleUntil.Sub(now) >= d {
+		return
+	}
+	fc.idleUntil = now.Add(d + d/8)
+	fc.c.SetReadDeadline(fc.idleUntil)
 }
 
 // headEnd returns the length of the head at the start of b (through its
@@ -374,10 +396,10 @@ func (fc *fastConn) handOff() {
 
 // serveRequest runs the handler for req and reports whether the
 // connection may serve another request.
-func (fc *fastConn) serveRequest(req *http.Request) (keep bool) {
+func (fc *fastConn) serveRequest(parsed *http.Request) (keep bool) {
 	ctx, cancel := context.WithCancel(fc.ctx)
 	defer cancel()
-	req = req.WithContext(ctx)
+	req := parsed.WithContext(ctx)
 	w := &fc.w
 	w.reset(req, fc.s.closing.Load())
 	defer func() {
@@ -401,7 +423,10 @@ func (fc *fastConn) serveRequest(req *http.Request) (keep bool) {
 // in origin form, without a body, expectations or upgrades, with one Host,
 // goes to net/http, which answers or refuses it as it always does. Header
 // field names and values are checked as net/http checks them.
-func parseFast(b []byte, remote string) (*http.Request, bool) {
+//
+// The request comes back by value: serveRequest's WithContext makes the
+// one copy that reaches the handler.
+func parseFast(b []byte, remote string) (r http.Request, ok bool) {
 	head := string(b) // one allocation: the target and every value are substrings
 	var method string
 	switch {
@@ -410,16 +435,16 @@ func parseFast(b []byte, remote string) (*http.Request, bool) {
 	case len(head) > 5 && head[:5] == "HEAD ":
 		method, head = http.MethodHead, head[5:]
 	default:
-		return nil, false
+		return r, false
 	}
 	eol := indexCRLF(head)
 	if eol < 0 {
-		return nil, false
+		return r, false
 	}
 	line := head[:eol]
 	sp := len(line) - len(" HTTP/1.1")
 	if sp < 1 || line[sp] != ' ' {
-		return nil, false
+		return r, false
 	}
 	target, proto := line[:sp], line[sp+1:]
 	minor := 1
@@ -428,19 +453,19 @@ func parseFast(b []byte, remote string) (*http.Request, bool) {
 	case "HTTP/1.0":
 		minor = 0
 	default:
-		return nil, false
+		return r, false
 	}
 	if target[0] != '/' || target == httpguard.RejectedTarget {
-		return nil, false
+		return r, false
 	}
 	for i := 0; i < len(target); i++ {
 		if c := target[i]; c <= ' ' || c == 0x7f {
-			return nil, false
+			return r, false
 		}
 	}
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
-		return nil, false
+		return r, false
 	}
 	head = head[eol+2:]
 	lines := 0
@@ -456,7 +481,7 @@ func parseFast(b []byte, remote string) (*http.Request, bool) {
 	for len(head) > 2 {
 		eol := indexCRLF(head)
 		if eol < 0 {
-			return nil, false
+			return r, false
 		}
 		field := head[:eol]
 		head = head[eol+2:]
@@ -467,16 +492,16 @@ func parseFast(b []byte, remote string) (*http.Request, bool) {
 				break
 			}
 			if !isTokenChar(field[i]) {
-				return nil, false
+				return r, false
 			}
 		}
 		if colon <= 0 {
-			return nil, false
+			return r, false
 		}
 		v := trimOWS(field[colon+1:])
 		for i := 0; i < len(v); i++ {
 			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-				return nil, false
+				return r, false
 			}
 		}
 		k := canonicalKey(field[:colon])
@@ -485,10 +510,10 @@ func parseFast(b []byte, remote string) (*http.Request, bool) {
 			host, hosts = v, hosts+1
 			continue // as net/http: Request.Host, not a header field
 		case "Content-Length", "Transfer-Encoding", "Expect", "Upgrade", "Trailer", "Http2-Settings":
-			return nil, false
+			return r, false
 		case "Connection":
 			if !plainConnection(v) {
-				return nil, false
+				return r, false
 			}
 		}
 		if vv, ok := hdr[k]; ok {
@@ -499,7 +524,7 @@ func parseFast(b []byte, remote string) (*http.Request, bool) {
 		hdr[k], vals = vals[:1:1], vals[1:]
 	}
 	if hosts != 1 || host == "" || !httpguts.ValidHostHeader(host) {
-		return nil, false
+		return r, false
 	}
 	conn = hdr["Connection"]
 	if hp, ok := hdr["Pragma"]; ok && len(hp) > 0 && hp[0] == "no-cache" {
@@ -515,7 +540,7 @@ func parseFast(b []byte, remote string) (*http.Request, bool) {
 	if minor == 0 {
 		proto = "HTTP/1.0"
 	}
-	return &http.Request{
+	return http.Request{
 		Method: method, URL: u, Proto: proto, ProtoMajor: 1, ProtoMinor: minor,
 		Header: hdr, Body: http.NoBody, Host: host, RequestURI: target,
 		RemoteAddr: remote, Close: close,
