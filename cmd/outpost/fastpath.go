@@ -241,7 +241,7 @@ type fastConn struct {
 	cancel context.CancelFunc
 	idle   atomic.Bool // waiting for a request head
 
-	idleUntil  time.Time // the idle read deadline armRead set last
+	idleUntil time.Time // the idle read deadline armRead set last
 
 	rbufp      *[]byte
 	rbuf       []byte // read buffer; rbuf[r0:r1] is unparsed
