@@ -47,6 +47,9 @@ type fastServer struct {
 	log           *slog.Logger
 	handoff       *handoffListener
 
+	served   atomic.Int64 // requests answered on the fast path
+	handoffs atomic.Int64 // connections handed to net/http
+
 	closing atomic.Bool
 	mu      sync.Mutex
 	conns   map[*fastConn]struct{}
@@ -206,8 +209,8 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
-		if len(c.pending) == 0 && c.bufp != nil {
-			readBufs.Put(c.bufp)
+		if len(c.pending) == 0 {
+			putReadBuf(c.bufp)
 			c.bufp = nil
 		}
 		return n, nil
@@ -230,6 +233,13 @@ func guardConnContext(g func(context.Context, net.Conn) context.Context) func(co
 const readBufSize = 4 << 10
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// putReadBuf gives a read buffer back, unless it was grown for a large head.
+func putReadBuf(bp *[]byte) {
+	if bp != nil && len(*bp) == readBufSize {
+		readBufs.Put(bp)
+	}
+}
 
 // fastConn serves one connection.
 type fastConn struct {
@@ -262,9 +272,7 @@ func (fc *fastConn) serve() {
 		fc.cancel()
 		if !fc.handedOff {
 			fc.c.Close()
-			if fc.rbufp != nil {
-				readBufs.Put(fc.rbufp)
-			}
+			putReadBuf(fc.rbufp)
 		}
 		fc.w.release()
 	}()
@@ -313,7 +321,7 @@ func (fc *fastConn) readHead(first bool) (int, error) {
 			}
 			nb := make([]byte, 2*len(fc.rbuf)) // a large head: its own buffer
 			copy(nb, fc.rbuf[:fc.r1])
-			readBufs.Put(fc.rbufp)
+			putReadBuf(fc.rbufp)
 			fc.rbufp, fc.rbuf = &nb, nb
 		}
 		if fc.r1 == 0 {
@@ -383,11 +391,12 @@ func startsLikeHead(b []byte) bool {
 // handOff gives the connection to net/http with the unparsed bytes first.
 func (fc *fastConn) handOff() {
 	fc.handedOff = true
+	fc.s.handoffs.Add(1)
 	rc := &replayConn{Conn: fc.c}
 	if fc.r1 > fc.r0 {
 		rc.pending, rc.bufp = fc.rbuf[fc.r0:fc.r1], fc.rbufp
 	} else {
-		readBufs.Put(fc.rbufp)
+		putReadBuf(fc.rbufp)
 	}
 	fc.rbufp, fc.rbuf = nil, nil
 	fc.c.SetReadDeadline(time.Time{})
@@ -415,6 +424,7 @@ func (fc *fastConn) serveRequest(parsed *http.Request) (keep bool) {
 		}
 	}()
 	fc.s.handler.ServeHTTP(w, req)
+	fc.s.served.Add(1)
 	return w.finish()
 }
 

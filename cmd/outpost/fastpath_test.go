@@ -122,6 +122,27 @@ func TestFastPathPipelinedHits(t *testing.T) {
 	_, body = readResponse(t, br, "GET")
 	assert.Equal(t, "body of /b", body, "the response after HEAD starts where HEAD's header ends")
 	assert.Equal(t, int64(3), o.total.Load(), "every one a hit")
+	assert.Equal(t, int64(8), tn.n.fast.served.Load(), "the fills and the five, on the fast path")
+	assert.Zero(t, tn.n.fast.handoffs.Load())
+}
+
+// TestFastPathLargeHead: a head larger than the read buffer is read whole
+// (into a buffer of its own), and the connection serves on.
+func TestFastPathLargeHead(t *testing.T) {
+	tn, _ := fastNode(t, nil)
+	fetch(t, tn.url+"/a")
+	c, br := dialNode(t, tn)
+	host := strings.TrimPrefix(tn.url, "http://")
+	big := "GET /a HTTP/1.1\r\nHost: " + host + "\r\nX-Big: " + strings.Repeat("b", 10<<10) + "\r\n\r\n"
+	io.WriteString(c, big+big+"GET /a HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	for range 3 {
+		resp, body := readResponse(t, br, "GET")
+		assert.Equal(t, 200, resp.StatusCode)
+		assert.Equal(t, "body of /a", body)
+		assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+	}
+	assert.Equal(t, int64(4), tn.n.fast.served.Load(), "the fill and the three, all on the fast path")
+	assert.Zero(t, tn.n.fast.handoffs.Load())
 }
 
 // TestFastPathConnectionClose: HTTP/1.0 closes after its response unless
@@ -173,6 +194,7 @@ func TestFastPathHandsOff(t *testing.T) {
 	resp, body := readResponse(t, br, "GET")
 	assert.Equal(t, "GET /a ", body)
 	assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+	assert.Equal(t, int64(1), tn.n.fast.handoffs.Load(), "the POST's connection went to net/http")
 
 	// Ambiguous framing after a hit: the guard's 400, then nothing more.
 	c, br = dialNode(t, tn)

@@ -209,6 +209,13 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		// The fast path takes the connections; net/http serves those it
 		// hands off, through a listener of its own.
 		n.fast = newFastServer(n.publicLn, n.public, guard.MaxHead()+4<<10, log)
+		n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "outpost_fast_path_requests_total",
+			Help: "Requests answered on the fast path (fast_path: true).",
+		}, func() float64 { return float64(n.fast.served.Load()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "outpost_fast_path_handoffs_total",
+			Help: "Connections the fast path handed to net/http (a request it does not take).",
+		}, func() float64 { return float64(n.fast.handoffs.Load()) }))
 		n.public.ConnContext = guardConnContext(guard.ConnContext)
 		n.publicLn = n.fast.handoff
 	}
