@@ -393,13 +393,24 @@ func appendField(b []byte, k string, vs []string) []byte {
 	for _, v := range vs {
 		b = append(b, k...)
 		b = append(b, ": "...)
-		if strings.ContainsAny(v, "\r\n") {
+		if hasLineBreak(v) {
 			v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
 		}
 		b = append(b, trimOWS(v)...)
 		b = append(b, "\r\n"...)
 	}
 	return b
+}
+
+// hasLineBreak is strings.ContainsAny(v, "\r\n") without building a set
+// per call (a hit renders some ten values).
+func hasLineBreak(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 func validFieldName(k string) bool {
