@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost-cdn/outpost/internal/httpguard"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -414,4 +416,140 @@ func httptestOrigin(b *testing.B, body string) string {
 	}))
 	b.Cleanup(o.Close)
 	return o.URL
+}
+
+// TestFastWriterMatchesNetHTTP: for handlers that use the ResponseWriter
+// in the ways net/http gives meaning to, the fast path's response has the
+// status line, header fields (Date aside) and body net/http's has, and
+// keeps or closes the connection alike. (One deliberate difference is not
+// here: net/http passes on a Content-Length a handler set that is no
+// number, or chunks around it; the fast path drops it and counts.)
+func TestFastWriterMatchesNetHTTP(t *testing.T) {
+	big := strings.Repeat("z", 40<<10)
+	handlers := map[string]http.HandlerFunc{
+		"small": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<html>hello</html>") },
+		"empty": func(w http.ResponseWriter, r *http.Request) {},
+		"declared": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "5")
+			io.WriteString(w, "hello")
+		},
+		"big unknown": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) },
+		"big declared": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+			io.WriteString(w, big)
+		},
+		"flushed": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "b")
+		},
+		"204": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "3")
+			w.WriteHeader(204)
+		},
+		"304": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "x/y")
+			w.Header().Set("Etag", `"1"`)
+			w.WriteHeader(304)
+		},
+		"404 typed": func(w http.ResponseWriter, r *http.Request) { http.Error(w, "nope", 404) },
+		"handler close": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "bye")
+		},
+		"identity": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Transfer-Encoding", "identity")
+			io.WriteString(w, "raw")
+		},
+		"odd status":     func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(299); io.WriteString(w, "x") },
+		"newline in val": func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-A", "1\r\n2"); io.WriteString(w, "x") },
+		"encoded": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Encoding", "gzip")
+			io.WriteString(w, "\x1f\x8b")
+		},
+		"multi values": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Add("Vary", "A")
+			w.Header().Add("Vary", "B")
+			io.WriteString(w, "x")
+		},
+	}
+	requests := []string{
+		"GET /p HTTP/1.1\r\nHost: a\r\n\r\n",
+		"HEAD /p HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /p HTTP/1.0\r\nHost: a\r\n\r\n",
+		"GET /p HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+		"HEAD /p HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+	}
+	g, err := httpguardNew()
+	require.NoError(t, err)
+	for name, h := range handlers {
+		std := httptest.NewServer(h)
+		t.Cleanup(std.Close)
+		fast := startFastServer(t, h, g)
+		for _, req := range requests {
+			t.Run(name+"/"+strings.Fields(req)[0]+"/"+strings.Fields(req)[2], func(t *testing.T) {
+				want := rawExchange(t, std.Listener.Addr().String(), req)
+				got := rawExchange(t, fast, req)
+				assert.Equal(t, want, got)
+			})
+		}
+	}
+}
+
+// rawExchange sends req, then a probe request, and describes what came
+// back: the response without its Date, the decoded body, and whether the
+// connection served the probe.
+func rawExchange(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, req)
+	method := strings.Fields(req)[0]
+	var out strings.Builder
+	tp := bufio.NewReader(io.TeeReader(c, &out))
+	resp, err := http.ReadResponse(tp, &http.Request{Method: method})
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	head, _, _ := strings.Cut(out.String(), "\r\n\r\n")
+	var lines []string
+	for _, l := range strings.Split(head, "\r\n") {
+		if !strings.HasPrefix(l, "Date: ") {
+			lines = append(lines, l)
+		}
+	}
+	io.WriteString(c, "GET /p HTTP/1.1\r\nHost: a\r\n\r\n") // the probe
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	_, perr := http.ReadResponse(tp, nil)
+	if len(body) > 40 {
+		body = append(body[:20:20], fmt.Sprintf("... (%d bytes)", len(body))...)
+	}
+	return fmt.Sprintf("%s\n\nbody %q\nserves on: %v", strings.Join(lines, "\n"), body, perr == nil)
+}
+
+func httpguardNew() (*httpguard.Guard, error) { return httpguard.New(httpguard.Config{}) }
+
+// startFastServer serves h on a loopback port with the fast path in front
+// of an http.Server, over a guarded listener, as the node does.
+func startFastServer(t *testing.T, h http.Handler, g *httpguard.Guard) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: g.Handler(h), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second}
+	fs := newFastServer(g.Listener(ln), srv, g.MaxHead()+4<<10, slog.New(slog.DiscardHandler))
+	srv.ConnContext = guardConnContext(g.ConnContext)
+	done := make(chan struct{}, 2)
+	go func() { fs.serve(); done <- struct{}{} }()
+	go func() { srv.Serve(fs.handoff); done <- struct{}{} }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		fs.shutdown(ctx)
+		srv.Shutdown(ctx)
+		<-done
+		<-done
+	})
+	return ln.Addr().String()
 }

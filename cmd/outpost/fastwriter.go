@@ -113,7 +113,7 @@ func (w *fastWriter) Write(p []byte) (int, error) {
 			w.out = append(w.out, p...) // the body so far; the header goes in front
 			return len(p), nil
 		}
-		w.commit(false)
+		w.commit(false, p)
 	}
 	if w.head {
 		return len(p), nil
@@ -148,7 +148,7 @@ func (w *fastWriter) ReadFrom(src io.Reader) (int64, error) {
 		return io.Copy(writerOnly{w}, src)
 	}
 	if !w.sent {
-		w.commit(false)
+		w.commit(false, nil)
 	}
 	w.flush()
 	if w.err != nil {
@@ -174,7 +174,7 @@ func (w *fastWriter) Flush() {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.sent {
-		w.commit(false)
+		w.commit(false, nil)
 	}
 	w.flush()
 }
@@ -186,21 +186,22 @@ func (w *fastWriter) finish() bool {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.sent {
-		w.commit(true)
+		w.commit(true, nil)
 	}
 	if w.chunked {
 		w.out = append(w.out, "0\r\n\r\n"...)
 	}
 	w.flush()
-	if w.clen >= 0 && w.written != w.clen && !w.head {
+	if w.clen >= 0 && w.written != w.clen && !w.head && bodyAllowed(w.status) {
 		return false // a short body: the client must not take the next bytes for a response
 	}
 	return w.err == nil && !w.closeAfter && !w.closing
 }
 
 // commit renders the header in front of the body bytes in out, as
-// net/http's chunkWriter.writeHeader decides it.
-func (w *fastWriter) commit(final bool) {
+// net/http's chunkWriter.writeHeader decides it; next, when out holds no
+// body yet, is the write about to follow (for sniffing a Content-Type).
+func (w *fastWriter) commit(final bool, next []byte) {
 	w.sent = true
 	w.closing = w.closing || w.fc.s.closing.Load()
 	body := w.out // held back so far: the body's first bytes
@@ -231,8 +232,12 @@ func (w *fastWriter) commit(final bool) {
 	}
 	if bodyAllowed(code) {
 		_, haveType := hdr["Content-Type"]
-		if !haveType && hdr.Get("Content-Encoding") == "" && te == "" && len(body) > 0 {
-			setType = http.DetectContentType(body)
+		sniff := body
+		if len(sniff) == 0 {
+			sniff = next
+		}
+		if !haveType && hdr.Get("Content-Encoding") == "" && te == "" && len(sniff) > 0 {
+			setType = http.DetectContentType(sniff)
 		}
 	} else {
 		skipCL, skipTE = true, true
@@ -394,7 +399,7 @@ func appendField(b []byte, k string, vs []string) []byte {
 		b = append(b, k...)
 		b = append(b, ": "...)
 		if hasLineBreak(v) {
-			v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v) // as net/http: each one a space
 		}
 		b = append(b, trimOWS(v)...)
 		b = append(b, "\r\n"...)
