@@ -176,12 +176,16 @@ func (l *handoffListener) Accept() (net.Conn, error) {
 }
 
 // Close ends Accept and closes the public listener (http.Server.Shutdown
-// and Close call it).
+// and Close call it). The fast path's shutdown closes that listener first:
+// that is no error here, or Shutdown would report one and the node would
+// cut the connections net/http is draining.
 func (l *handoffListener) Close() error {
 	var err error
 	l.once.Do(func() {
 		close(l.done)
-		err = l.close()
+		if err = l.close(); errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
 	})
 	return err
 }

@@ -259,14 +259,17 @@ func TestFastPathStreamsMiss(t *testing.T) {
 	assert.Equal(t, "first part;second part", body)
 }
 
-// TestFastPathStopDrains: a graceful stop lets a request in progress on
-// the fast path finish, and closes the idle connections.
+// TestFastPathStopDrains: a graceful stop lets the requests in progress
+// finish, on the fast path and on a connection it handed to net/http.
 func TestFastPathStopDrains(t *testing.T) {
 	started := make(chan struct{})
 	var once sync.Once
 	tn, _ := fastNode(t, func(w http.ResponseWriter, r *http.Request) {
 		once.Do(func() { close(started) })
 		time.Sleep(300 * time.Millisecond)
+		if r.Method == http.MethodPost {
+			time.Sleep(500 * time.Millisecond) // still running when net/http's drain begins
+		}
 		io.WriteString(w, "slow")
 	})
 	idle, ibr := dialNode(t, tn)
@@ -274,6 +277,8 @@ func TestFastPathStopDrains(t *testing.T) {
 	<-started
 	busy, bbr := dialNode(t, tn)
 	io.WriteString(busy, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n") // waits for the same fill
+	handed, hbr := dialNode(t, tn)
+	io.WriteString(handed, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz") // net/http's, passed to the origin
 	time.Sleep(50 * time.Millisecond)
 	stopped := make(chan error, 1)
 	go func() { stopped <- tn.stop(t) }()
@@ -282,6 +287,12 @@ func TestFastPathStopDrains(t *testing.T) {
 		assert.Equal(t, "slow", body)
 		assert.True(t, resp.Close, "the last response on a stopping node")
 	}
+	// The fast path drains first, then net/http: its response may go out
+	// before it learns of the stop, and then the idle connection closes.
+	_, body := readResponse(t, hbr, "POST")
+	assert.Equal(t, "slow", body)
+	_, err := hbr.ReadByte()
+	assert.Equal(t, io.EOF, err)
 	require.NoError(t, <-stopped)
 }
 
