@@ -6,6 +6,9 @@
 #   ROUNDS=1 DURATION=5s WORKLOADS="1k h2-1k" bench/run.sh
 #   TARGETS="outpost nginx bare" bench/run.sh
 #   COMPARE=/tmp/outpost-main bench/run.sh          adds that binary as "compare", "compare-tls"
+#   COMPARE=/tmp/outpost COMPARE_ARGS='--config /tmp/fast.yaml' TARGETS="outpost compare bare" WORKLOADS="1k many 64k" bench/run.sh
+#                                                   the same or another binary with extra flags on its
+#                                                   plain listener (here a file with fast_path: true)
 #
 # Each server under test is pinned to SERVER_CPU and the load generators
 # (and the origin) to CLIENT_CPU; servers not being measured are stopped
@@ -37,6 +40,8 @@ OUTPOST="${OUTPOST:-}"            # an outpost binary; default: built from this 
 DEFAULT_TLS_ARGS='--config {dir}/tls.yaml'
 OUTPOST_TLS_ARGS="${OUTPOST_TLS_ARGS:-$DEFAULT_TLS_ARGS}"
 COMPARE_TLS_ARGS="${COMPARE_TLS_ARGS:-$OUTPOST_TLS_ARGS}"
+# Extra flags for the compare target's plain listener ({certs} and {dir} as above).
+COMPARE_ARGS="${COMPARE_ARGS:-}"
 RESULTS="${RESULTS:-$HERE/results/$(date +%Y%m%d-%H%M%S)}"
 KEEP_TMP="${KEEP_TMP:-0}"
 
@@ -132,7 +137,10 @@ url() { if tls_target "$1"; then echo "https://127.0.0.1:${PORT[$1]}"; else echo
 start_outpost() {
 	local bin=$OUTPOST args=$OUTPOST_TLS_ARGS D="$TMP/$1" port=${PORT[$1]}
 	[[ $1 == compare* ]] && bin=$COMPARE args=$COMPARE_TLS_ARGS
-	[ "${2:-}" = tls ] || args=""
+	if [ "${2:-}" != tls ]; then
+		args=""
+		[[ $1 == compare* ]] && args=$COMPARE_ARGS
+	fi
 	cat >"$D/tls.yaml" <<-EOF
 		tls:
 		  certificates:
@@ -223,7 +231,7 @@ for p in "${PROCS[@]}"; do pin "$p"; freeze "$p"; done
 	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 	echo "servers on CPU $SERVER_CPU, load generators and origin on CPU $CLIENT_CPU; $ROUNDS rounds of $DURATION per run"
 	echo "wrk -t1 -c$CONNS; h2load -c$H2_CONNS -m$H2_STREAMS (HTTP/2), --h1 -c$H2_CONNS (HTTPS/1.1); handshakes: rig, $H2_CONNS workers"
-	[ -n "$COMPARE" ] && echo "compare: $COMPARE ($("$COMPARE" version))"
+	[ -n "$COMPARE" ] && echo "compare: $COMPARE ($("$COMPARE" version))${COMPARE_ARGS:+, plain listener with $COMPARE_ARGS}"
 	echo "versions: $("$OUTPOST" version); $(nginx -v 2>&1 | cut -d' ' -f3); $(varnishd -V 2>&1 | head -1 | cut -d' ' -f2); ATS $(traffic_server -V 2>&1 | grep -o 'Server [0-9.]*' | head -1 | cut -d' ' -f2); $(go version | cut -d' ' -f3); $(h2load --version | head -1)"
 	echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$RESULTS/env.txt"

@@ -56,6 +56,9 @@ type fileConfig struct {
 	HTTP3 at[bool] `yaml:"http3"`
 	// Limits bound what a client may ask of the public listener.
 	Limits limitsConfig `yaml:"limits"`
+	// FastPath serves plain HTTP/1.1 GET and HEAD without net/http's
+	// connection loop (fastpath.go); off by default.
+	FastPath at[bool] `yaml:"fast_path"`
 }
 
 // limitsConfig bounds client requests and connections (an extension of

@@ -89,6 +89,16 @@ func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
+// WriteBuffers writes b with writev where the connection below can.
+func (c *limitedConn) WriteBuffers(b *net.Buffers) (int64, error) {
+	if bw, ok := c.Conn.(interface {
+		WriteBuffers(*net.Buffers) (int64, error)
+	}); ok {
+		return bw.WriteBuffers(b)
+	}
+	return b.WriteTo(c.Conn)
+}
+
 func (c *limitedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()

@@ -46,6 +46,7 @@ type node struct {
 	public   *http.Server
 	admin    *http.Server
 	publicLn net.Listener
+	fast     *fastServer // fast_path: serves publicLn's plain HTTP/1.1 hits (fastpath.go); nil: off
 	adminLn  net.Listener
 	tls      *publicTLS // nil: the public listener is plain HTTP
 
@@ -206,6 +207,20 @@ func newNode(s *settings, log *slog.Logger) (_ *node, err error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	n.publicLn = n.publicListener(n.publicLn, guard)
+	if s.fastPath {
+		// The fast path takes the connections; net/http serves those it
+		// hands off, through a listener of its own.
+		n.fast = newFastServer(n.publicLn, n.public, guard.MaxHead()+4<<10, log)
+		n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "outpost_fast_path_requests_total",
+			Help: "Requests answered on the fast path (fast_path: true).",
+		}, func() float64 { return float64(n.fast.served.Load()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "outpost_fast_path_handoffs_total",
+			Help: "Connections the fast path handed to net/http (a request it does not take).",
+		}, func() float64 { return float64(n.fast.handoffs.Load()) }))
+		n.public.ConnContext = guardConnContext(guard.ConnContext)
+		n.publicLn = n.fast.handoff
+	}
 	if n.adminLn, err = net.Listen("tcp", s.admin); err != nil {
 		n.publicLn.Close()
 		return nil, fmt.Errorf("admin: %w", err)
@@ -520,10 +535,13 @@ func (n *node) adminAddr() string  { return n.adminLn.Addr().String() }
 // the public listener stops accepting, in-flight responses get the drain
 // timeout to finish, and everything is closed.
 func (n *node) run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	// With TLS the listener does the handshakes (publicListener); Serve
 	// serves HTTP/2 on the *tls.Conn of clients that chose h2.
 	go func() { errc <- ignoreClosed(n.public.Serve(n.publicLn)) }()
+	if n.fast != nil {
+		go func() { errc <- n.fast.serve() }() // nil once shut down
+	}
 	go func() { errc <- ignoreClosed(n.admin.Serve(n.adminLn)) }()
 	n.started = time.Now()
 	n.ready.Store(true)
@@ -558,6 +576,11 @@ func (n *node) run(ctx context.Context) error {
 	n.log.Info("stopping", "drain_timeout", n.s.drain)
 	dctx, cancel := context.WithTimeout(context.Background(), n.s.drain)
 	defer cancel()
+	if n.fast != nil {
+		if serr := n.fast.shutdown(dctx); serr != nil {
+			n.log.Warn("fast path: drain timed out; closing connections", "err", serr)
+		}
+	}
 	if serr := n.public.Shutdown(dctx); serr != nil {
 		n.log.Warn("drain timed out; closing connections", "err", serr)
 		n.public.Close()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -54,11 +55,18 @@ func launchNodeWith(t testing.TB, mod func(*node), args ...string) *testNode {
 	t.Helper()
 	f := newServeFlags("outpost serve", io.Discard)
 	require.NoError(t, f.fs.Parse(append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--drain-timeout", "5s"}, args...)))
-	s, err := f.resolve()
+	resolve := func() (*settings, error) {
+		s, err := f.resolve()
+		if err == nil && os.Getenv(fastPathEnv) == "1" && s.tlsCert == nil {
+			s.fastPath = true // the suites again with the fast path (fastpath_test.go)
+		}
+		return s, err
+	}
+	s, err := resolve()
 	require.NoError(t, err)
 	n, err := newNode(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
-	n.ops.resolve = f.resolve
+	n.ops.resolve = resolve
 	if mod != nil {
 		mod(n)
 	}

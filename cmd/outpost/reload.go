@@ -269,6 +269,7 @@ var liveSettings = []struct {
 	{"tls", func(s *settings) any { return s.tlsCert != nil }},
 	{"tls.session_tickets", func(s *settings) any { return s.tickets }}, // the key file's content is re-read while serving (tickets.go)
 	{"http3", func(s *settings) any { return s.http3 }},
+	{"fast_path", func(s *settings) any { return s.fastPath }},
 }
 
 // restartNeeded names the fields whose new value takes effect only at the

@@ -43,6 +43,7 @@ type settings struct {
 	http3        bool             // HTTP/3 beside HTTPS (http3.go)
 	tickets      ticketSettings   // tls.session_tickets (tickets.go)
 	sendTimeout  time.Duration    // send_timeout: each write to a client must progress within it; 0: none
+	fastPath     bool             // fast_path: plain HTTP/1.1 GET and HEAD served by fastpath.go
 	cacheDir     string
 	diskMinUses  int // storage.disk.min_uses; 0: the default
 	disk         int64
@@ -281,6 +282,9 @@ func (f *serveFlags) resolveConfig(fc *fileConfig, set map[string]bool) (*settin
 	}
 	if err := s.resolveTLS(f, set, &fc.TLS); err != nil {
 		return nil, err
+	}
+	if s.fastPath = fc.FastPath.V; s.fastPath && s.tlsCert != nil {
+		return nil, badField("fast_path", fc.FastPath.Line, "serves plain HTTP only, and tls is configured")
 	}
 	if err := s.resolveTickets(&fc.TLS.SessionTickets); err != nil { // tickets.go
 		return nil, err

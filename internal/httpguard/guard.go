@@ -173,6 +173,10 @@ func (g *Guard) ConnContext(ctx context.Context, c net.Conn) context.Context {
 // answered as refused only on a connection the Conn refused.
 const rejectedTarget = "/.outpost/rejected"
 
+// RejectedTarget is the request target of the synthetic request: a server
+// reading heads from a Conn itself passes a request for it to Handler.
+const RejectedTarget = rejectedTarget
+
 // synthetic is the request net/http reads in place of a refused head.
 var synthetic = []byte("GET " + rejectedTarget + " HTTP/1.1\r\nHost: rejected.invalid\r\nConnection: close\r\n\r\n")
 
