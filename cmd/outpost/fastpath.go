@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,8 +91,11 @@ func (s *fastServer) serve() error {
 		backoff = 0
 		fc := s.newConn(c)
 		if fc == nil {
-			c.Close()
-			return nil
+			if s.closing.Load() {
+				c.Close()
+				return nil
+			}
+			continue // handed to net/http whole
 		}
 		s.wg.Go(fc.serve)
 	}
@@ -134,12 +138,32 @@ func (s *fastServer) shutdown(ctx context.Context) error {
 // guard takes it for an abort, not a timeout.
 var aborted = time.Unix(1, 0)
 
+// guardedTLS is an HTTP/1.1 connection over TLS as the guard hands it on
+// (httpguard.Guard.TLSConn).
+type guardedTLS interface {
+	Guarded() *httpguard.Conn
+	ConnectionState() tls.ConnectionState
+}
+
+// newConn returns the fastConn serving c, or nil when the server has
+// stopped. A connection the fast path cannot read (HTTP/2 over TLS) goes
+// to net/http at once.
 func (s *fastServer) newConn(c net.Conn) *fastConn {
-	gc, ok := c.(*httpguard.Conn)
-	if !ok {
+	var fc *fastConn
+	switch gc := c.(type) {
+	case *httpguard.Conn:
+		fc = &fastConn{s: s, c: gc, wc: gc.Conn, remote: c.RemoteAddr().String()}
+	case guardedTLS:
+		st := gc.ConnectionState()
+		g := gc.Guarded()
+		fc = &fastConn{s: s, c: g, wc: g.Conn, remote: c.RemoteAddr().String(), tls: &st}
+	case *tls.Conn: // ALPN h2: the guard passes these on as they are
+		s.handoffs.Add(1)
+		s.handoff.give(c)
+		return nil
+	default:
 		return nil // the guard is part of the chain: never without it
 	}
-	fc := &fastConn{s: s, c: gc, wc: gc.Conn, remote: c.RemoteAddr().String()}
 	ctx := context.WithValue(context.Background(), http.ServerContextKey, s.srv)
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
 	if s.connContext != nil {
@@ -222,10 +246,22 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// replayTLSConn is a replayConn over TLS: it reports the connection's
+// state, as the guard's own TLS connection does.
+type replayTLSConn struct {
+	*replayConn
+	state tls.ConnectionState
+}
+
+func (c *replayTLSConn) ConnectionState() tls.ConnectionState { return c.state }
+
 // guardConnContext lets the guard find its Conn behind a replayConn.
 func guardConnContext(g func(context.Context, net.Conn) context.Context) func(context.Context, net.Conn) context.Context {
 	return func(ctx context.Context, c net.Conn) context.Context {
-		if rc, ok := c.(*replayConn); ok {
+		switch rc := c.(type) {
+		case *replayConn:
+			return g(ctx, rc.Conn)
+		case *replayTLSConn:
 			return g(ctx, rc.Conn)
 		}
 		return g(ctx, c)
@@ -261,6 +297,7 @@ type fastConn struct {
 	rbuf       []byte // read buffer; rbuf[r0:r1] is unparsed
 	r0, r1     int
 	handedOff  bool
+	tls        *tls.ConnectionState // HTTPS: every request's Request.TLS; nil over plain HTTP
 	w          fastWriter
 	sortedKeys []string
 }
@@ -297,6 +334,7 @@ func (fc *fastConn) serve() {
 			return
 		}
 		fc.r0 += head
+		req.TLS = fc.tls
 		if !fc.serveRequest(&req) || fc.s.closing.Load() {
 			return
 		}
@@ -404,6 +442,10 @@ func (fc *fastConn) handOff() {
 	}
 	fc.rbufp, fc.rbuf = nil, nil
 	fc.c.SetReadDeadline(time.Time{})
+	if fc.tls != nil {
+		fc.s.handoff.give(&replayTLSConn{rc, *fc.tls}) // net/http sets Request.TLS from it
+		return
+	}
 	fc.s.handoff.give(rc)
 }
 

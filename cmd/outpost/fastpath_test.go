@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,8 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fastPathEnv, set to 1, runs every test node with fast_path on (plain
-// HTTP only): TestFastPathSuites runs the node suites again that way.
+// fastPathEnv, set to 1, runs every test node with fast_path on:
+// TestFastPathSuites runs the node suites again that way.
 const fastPathEnv = "OUTPOST_TEST_FAST_PATH"
 
 // fastPathSuites are the tests TestFastPathSuites runs again with the
@@ -36,6 +37,9 @@ var fastPathSuites = []string{
 	"TestAccessLogCombined", "TestAccessLogJSON", "TestHandlerPanic", "TestServeCachesAndStopsGracefully", "TestSendTimeout",
 	"TestPurgeEndToEnd", "TestPurgeMethod", "TestBucketHost", "TestSignedURLHost", "TestRateLimitAndHotlinkHost",
 	"TestOriginFaultsStoreNothingWrong", "TestLoopIs508", "TestPutSurvivesAnIdleClose", "TestReloadAddsHostChangesOriginDuringDownload",
+	// Over TLS: HTTP/1.1 on the fast path, HTTP/2 handed to net/http.
+	"TestTLSListener", "TestTLSListenerGuardsHTTP1", "TestTLSCertificatePerClient", "TestTicketsResumeAcrossNodes",
+	"TestH2Spec", "TestHTTP3HitAfterHTTP1Miss", "TestCertificatesBySNIReloaded",
 }
 
 // TestFastPathSuites runs the node suites again, in a child process of
@@ -296,16 +300,63 @@ func TestFastPathStopDrains(t *testing.T) {
 	require.NoError(t, <-stopped)
 }
 
-// TestFastPathRefusedWithTLS: the fast path serves plain HTTP only.
-func TestFastPathRefusedWithTLS(t *testing.T) {
+// TestFastPathOverTLS: with tls, HTTPS/1.1 requests are answered on the
+// fast path, keyed and forwarded as https (Request.TLS is set), and HTTP/2
+// connections go to net/http whole.
+func TestFastPathOverTLS(t *testing.T) {
 	t.Setenv(tokenEnv, "")
-	certFile, keyFile, _ := selfSigned(t)
-	cfg := writeFile(t, "outpost.yaml", "listen: \"127.0.0.1:0\"\nfast_path: true\n")
-	var stderr bytes.Buffer
-	code := run(context.Background(), []string{"serve", "--origin", "http://o", "--config", cfg, "--tls-cert", certFile, "--tls-key", keyFile}, io.Discard, &stderr)
-	assert.Equal(t, 2, code)
-	assert.Contains(t, stderr.String(), "fast_path")
-	assert.Contains(t, stderr.String(), "line 2")
+	certFile, keyFile, roots := selfSigned(t)
+	o := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "secure "+r.URL.Path+" proto="+r.Header.Get("X-Forwarded-Proto"))
+	})
+	cfg := writeFile(t, "outpost.yaml", "fast_path: true\n")
+	tn := startNode(t, "--origin", o.URL, "--tls-cert", certFile, "--tls-key", keyFile, "--config", cfg)
+	require.NotNil(t, tn.n.fast)
+	addr := strings.TrimPrefix(tn.url, "http://")
+	get := func(client *http.Client, path string) (*http.Response, string) {
+		t.Helper()
+		resp, err := client.Get("https://" + addr + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp, string(b)
+	}
+	h1 := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots},
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
+	}, Timeout: 10 * time.Second}
+	defer h1.CloseIdleConnections()
+	resp, body := get(h1, "/a.css")
+	assert.Equal(t, "HTTP/1.1", resp.Proto)
+	assert.Equal(t, "secure /a.css proto=https", body)
+	resp, body = get(h1, "/a.css")
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+	assert.Equal(t, "secure /a.css proto=https", body)
+	obj, err := tn.n.store.Get(t.Context(), "https://"+addr+"/a.css")
+	require.NoError(t, err, "keyed under https")
+	obj.Close()
+	assert.Equal(t, int64(2), tn.n.fast.served.Load(), "both answered on the fast path")
+
+	h2 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
+	defer h2.CloseIdleConnections()
+	resp, body = get(h2, "/a.css")
+	assert.Equal(t, "HTTP/2.0", resp.Proto)
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+	assert.Equal(t, "secure /a.css proto=https", body)
+	assert.Equal(t, int64(2), tn.n.fast.served.Load(), "HTTP/2 is net/http's")
+	assert.Equal(t, int64(1), tn.n.fast.handoffs.Load())
+
+	// A request the fast path does not take still sees TLS after the hand-off.
+	req, err := http.NewRequest(http.MethodOptions, "https://"+addr+"/b.css", nil)
+	require.NoError(t, err)
+	resp, err = h1.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(b), "proto=https")
+	assert.Equal(t, 1, o.count("/a.css"))
 }
 
 // FuzzParseFast: a head the fast path takes is one net/http reads the same

@@ -57,7 +57,7 @@ func launchNodeWith(t testing.TB, mod func(*node), args ...string) *testNode {
 	require.NoError(t, f.fs.Parse(append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--drain-timeout", "5s"}, args...)))
 	resolve := func() (*settings, error) {
 		s, err := f.resolve()
-		if err == nil && os.Getenv(fastPathEnv) == "1" && s.tlsCert == nil {
+		if err == nil && os.Getenv(fastPathEnv) == "1" {
 			s.fastPath = true // the suites again with the fast path (fastpath_test.go)
 		}
 		return s, err

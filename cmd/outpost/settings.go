@@ -283,9 +283,7 @@ func (f *serveFlags) resolveConfig(fc *fileConfig, set map[string]bool) (*settin
 	if err := s.resolveTLS(f, set, &fc.TLS); err != nil {
 		return nil, err
 	}
-	if s.fastPath = fc.FastPath.V; s.fastPath && s.tlsCert != nil {
-		return nil, badField("fast_path", fc.FastPath.Line, "serves plain HTTP only, and tls is configured")
-	}
+	s.fastPath = fc.FastPath.V
 	if err := s.resolveTickets(&fc.TLS.SessionTickets); err != nil { // tickets.go
 		return nil, err
 	}

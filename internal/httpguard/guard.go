@@ -154,6 +154,10 @@ func (c *tlsConn) ConnectionState() tls.ConnectionState { return c.tc.Connection
 // NetConn returns the TLS connection.
 func (c *tlsConn) NetConn() net.Conn { return c.tc }
 
+// Guarded returns the Conn that reads the connection's requests, for a
+// server that reads heads itself.
+func (c *tlsConn) Guarded() *Conn { return c.Conn }
+
 type connKey struct{}
 
 // ConnContext is the http.Server ConnContext hook that lets Handler find
