@@ -51,17 +51,18 @@ type fastServer struct {
 	served   atomic.Int64 // requests answered on the fast path
 	handoffs atomic.Int64 // connections handed to net/http
 
-	closing atomic.Bool
-	mu      sync.Mutex
-	conns   map[*fastConn]struct{}
-	wg      sync.WaitGroup
+	closing   atomic.Bool
+	accepting chan struct{} // closed when serve returns: no connection is added after
+	mu        sync.Mutex
+	conns     map[*fastConn]struct{}
+	wg        sync.WaitGroup
 }
 
 func newFastServer(ln net.Listener, srv *http.Server, maxHead int, log *slog.Logger) *fastServer {
 	s := &fastServer{
 		ln: ln, handler: srv.Handler, srv: srv, connContext: srv.ConnContext,
 		headerTimeout: srv.ReadHeaderTimeout, idleTimeout: srv.IdleTimeout,
-		maxHead: maxHead, log: log, conns: map[*fastConn]struct{}{},
+		maxHead: maxHead, log: log, conns: map[*fastConn]struct{}{}, accepting: make(chan struct{}),
 	}
 	if s.idleTimeout == 0 {
 		s.idleTimeout = s.headerTimeout // as net/http
@@ -73,6 +74,7 @@ func newFastServer(ln net.Listener, srv *http.Server, maxHead int, log *slog.Log
 // serve accepts connections until the listener is closed; it returns nil
 // then, or the listener's fatal error.
 func (s *fastServer) serve() error {
+	defer close(s.accepting)
 	var backoff time.Duration
 	for {
 		c, err := s.ln.Accept()
@@ -107,6 +109,12 @@ func (s *fastServer) serve() error {
 func (s *fastServer) shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.ln.Close()
+	select { // serve adds no connection to wg once it has returned
+	case <-s.accepting:
+	case <-ctx.Done():
+		s.closeAll()
+		return ctx.Err()
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }() // ends when the last fastConn does
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -123,14 +131,19 @@ func (s *fastServer) shutdown(ctx context.Context) error {
 		case <-done:
 			return nil
 		case <-ctx.Done():
-			s.mu.Lock()
-			for fc := range s.conns {
-				fc.c.Close()
-			}
-			s.mu.Unlock()
+			s.closeAll()
 			return ctx.Err()
 		case <-tick.C:
 		}
+	}
+}
+
+// closeAll closes every connection the fast path serves.
+func (s *fastServer) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for fc := range s.conns {
+		fc.c.Close()
 	}
 }
 
