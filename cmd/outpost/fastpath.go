@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -560,20 +562,20 @@ func parseFast(b []byte, remote string) (r http.Request, ok bool) {
 				colon = i
 				break
 			}
-			if !isTokenChar(field[i]) {
+			if !httpguts.IsTokenRune(rune(field[i])) {
 				return r, false
 			}
 		}
 		if colon <= 0 {
 			return r, false
 		}
-		v := trimOWS(field[colon+1:])
+		v := strings.Trim(field[colon+1:], " \t")
 		for i := 0; i < len(v); i++ {
 			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
 				return r, false
 			}
 		}
-		k := canonicalKey(field[:colon])
+		k := textproto.CanonicalMIMEHeaderKey(field[:colon]) // no allocation when canonical already
 		switch k {
 		case "Host":
 			host, hosts = v, hosts+1
@@ -601,9 +603,9 @@ func parseFast(b []byte, remote string) (r http.Request, ok bool) {
 			hdr["Cache-Control"] = []string{"no-cache"}
 		}
 	}
-	close := hasTokenIn(conn, "close")
+	close := httpguts.HeaderValuesContainsToken(conn, "close")
 	if minor == 0 {
-		close = close || !hasTokenIn(conn, "keep-alive")
+		close = close || !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
 	}
 	proto = "HTTP/1.1"
 	if minor == 0 {
@@ -628,102 +630,22 @@ func indexCRLF(s string) int {
 	return -1
 }
 
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-// isTokenChar reports whether c may appear in a field name (RFC 9110 §5.6.2).
-func isTokenChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
-// canonicalKey is textproto.CanonicalMIMEHeaderKey for a valid token,
-// without an allocation when k is canonical already (the common case).
-func canonicalKey(k string) string {
-	upper := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && c >= 'a' && c <= 'z' || !upper && c >= 'A' && c <= 'Z' {
-			return canonicalSlow(k)
-		}
-		upper = c == '-'
-	}
-	return k
-}
-
-func canonicalSlow(k string) string {
-	b := []byte(k)
-	upper := true
-	for i, c := range b {
-		if upper && c >= 'a' && c <= 'z' {
-			b[i] = c - ('a' - 'A')
-		} else if !upper && c >= 'A' && c <= 'Z' {
-			b[i] = c + ('a' - 'A')
-		}
-		upper = c == '-'
-	}
-	return string(b)
-}
-
 // plainConnection reports whether a Connection value holds only "close"
 // and "keep-alive": other options (Upgrade, hop-by-hop field names) go to
 // net/http.
 func plainConnection(v string) bool {
 	for v != "" {
 		var t string
-		if i := indexByte(v, ','); i >= 0 {
-			t, v = v[:i], v[i+1:]
-		} else {
-			t, v = v, ""
-		}
-		t = trimOWS(t)
-		if t != "" && !equalFold(t, "close") && !equalFold(t, "keep-alive") {
+		t, v, _ = strings.Cut(v, ",")
+		if t = strings.Trim(t, " \t"); t != "" && !equalFold(t, "close") && !equalFold(t, "keep-alive") {
 			return false
 		}
 	}
 	return true
 }
 
-func hasTokenIn(vs []string, token string) bool {
-	for _, v := range vs {
-		for v != "" {
-			var t string
-			if i := indexByte(v, ','); i >= 0 {
-				t, v = v[:i], v[i+1:]
-			} else {
-				t, v = v, ""
-			}
-			if equalFold(trimOWS(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
+// equalFold is strings.EqualFold for ASCII only, as net/http compares
+// tokens: "\u212Aeep-alive" is not "keep-alive".
 func equalFold(a, b string) bool {
 	if len(a) != len(b) {
 		return false

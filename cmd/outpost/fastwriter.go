@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // fastWriter is the fast path's http.ResponseWriter. It follows net/http's
@@ -215,7 +217,7 @@ func (w *fastWriter) commit(final bool, next []byte) {
 	}
 	http10 := w.req.ProtoMinor == 0
 	connVal := hdr.Get("Connection")
-	wants10KeepAlive := http10 && hasTokenIn(w.req.Header["Connection"], "keep-alive")
+	wants10KeepAlive := http10 && httpguts.HeaderValuesContainsToken(w.req.Header["Connection"], "keep-alive")
 	if wants10KeepAlive && !w.closing && hdr.Get("Content-Length") != "" && connVal == "keep-alive" {
 		w.closeAfter = false
 	}
@@ -392,7 +394,7 @@ func (w *fastWriter) appendFields(b []byte, informational bool) []byte {
 // appendField renders one field as net/http's Header.Write does: a name
 // that is no token is left out, line breaks in values become spaces.
 func appendField(b []byte, k string, vs []string) []byte {
-	if !validFieldName(k) {
+	if !httpguts.ValidHeaderFieldName(k) {
 		return b
 	}
 	for _, v := range vs {
@@ -401,7 +403,7 @@ func appendField(b []byte, k string, vs []string) []byte {
 		if hasLineBreak(v) {
 			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v) // as net/http: each one a space
 		}
-		b = append(b, trimOWS(v)...)
+		b = append(b, strings.Trim(v, " \t")...)
 		b = append(b, "\r\n"...)
 	}
 	return b
@@ -418,17 +420,5 @@ func hasLineBreak(v string) bool {
 	return false
 }
 
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if !isTokenChar(k[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // hasToken reports whether the comma-separated list v holds token.
-func hasToken(v, token string) bool { return hasTokenIn([]string{v}, token) }
+func hasToken(v, token string) bool { return httpguts.HeaderValuesContainsToken([]string{v}, token) }
