@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"sync"
 
@@ -284,20 +285,11 @@ type flightTable struct {
 
 // join returns the flight filling key, retained for the caller, creating
 // it when there is none; leader reports whether the caller created it and
-// must start the fill (its reference is the fill's).
+// must start the fill (its reference is the fill's). It knows no limits:
+// the slices and encodes of a request that is already being served.
 func (t *flightTable) join(key string) (f *flight, leader bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if f, ok := t.m[key]; ok {
-		f.retain()
-		return f, false
-	}
-	if t.m == nil {
-		t.m = make(map[string]*flight)
-	}
-	f = newLeadFlight(key)
-	t.m[key] = f
-	return f, true
+	f, leader, _ = t.joinWithin(key, func() bool { return false }, math.MaxInt)
+	return f, leader
 }
 
 // joinWithin is join under the fill limits: it refuses (over names the
