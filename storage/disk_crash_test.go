@@ -44,19 +44,7 @@ func TestDiskHardKill(t *testing.T) {
 	}
 	for round := range rounds {
 		killAfter := 3 + r.IntN(30)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestDiskHardKill$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, "OUTPOST_CRASH_SEED="+strconv.Itoa(round))
-		out, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
-		lines := bufio.NewScanner(out)
-		for n := 0; n < killAfter && lines.Scan(); {
-			if lines.Text() == "op" {
-				n++
-			}
-		}
-		require.NoError(t, cmd.Process.Kill())
-		cmd.Wait()
+		runUntilKilled(t, "TestDiskHardKill", crashChildEnv, dir, round, killAfter, func(line string) bool { return line == "op" })
 
 		d := newDisk(t, storage.DiskConfig{Dir: dir})
 		served := checkCrashDir(t, d)
@@ -77,14 +65,41 @@ func checkCrashDir(t *testing.T, d *storage.Disk) int {
 			continue
 		}
 		found++
-		seed, err := strconv.ParseUint(o.Meta().Header.Get("X-Seed"), 10, 64)
-		assert.NoError(t, err, "X-Seed of %q", keyN(k))
-		got := readBody(t, o)
-		assert.True(t, string(got) == string(randomBody(seed, len(got))), "body of %q differs from seed %d (%d bytes)", keyN(k), seed, len(got))
-		assert.Contains(t, crashSizes, len(got), "size of %q", keyN(k))
+		checkSeeded(t, o, keyN(k), crashSizes)
 		o.Close()
 	}
 	return found
+}
+
+// runUntilKilled runs test in a child process of this test binary, its
+// workload told by env=dir and the round as its seed, and kills it with
+// SIGKILL once count has said yes to killAfter lines of its output.
+func runUntilKilled(t *testing.T, test, env, dir string, round, killAfter int, count func(line string) bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env+"="+dir, "OUTPOST_CRASH_SEED="+strconv.Itoa(round))
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	lines := bufio.NewScanner(out)
+	for n := 0; n < killAfter && lines.Scan(); {
+		if count(lines.Text()) {
+			n++
+		}
+	}
+	require.NoError(t, cmd.Process.Kill())
+	cmd.Wait()
+}
+
+// checkSeeded checks that the body of o, stored under key, is the one its
+// X-Seed field names, with one of the workload's sizes.
+func checkSeeded(t *testing.T, o storage.Object, key string, sizes []int) {
+	t.Helper()
+	seed, err := strconv.ParseUint(o.Meta().Header.Get("X-Seed"), 10, 64)
+	assert.NoError(t, err, "X-Seed of %q", key)
+	got := readBody(t, o)
+	assert.True(t, string(got) == string(randomBody(seed, len(got))), "body of %q differs from seed %d (%d bytes)", key, seed, len(got))
+	assert.Contains(t, sizes, len(got), "size of %q", key)
 }
 
 // crashWorkload runs until killed, printing "op" after each operation.

@@ -1,12 +1,10 @@
 package storage_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,21 +41,13 @@ func TestWriteBehindHardKill(t *testing.T) {
 	}
 	for round := range rounds {
 		killAfter := 20 + r.IntN(200)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestWriteBehindHardKill$")
-		cmd.Env = append(os.Environ(), writeBehindChildEnv+"="+dir, "OUTPOST_CRASH_SEED="+strconv.Itoa(round))
-		out, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
 		last := map[string]string{} // key → "del" or "put", from the lines printed
-		lines := bufio.NewScanner(out)
-		for n := 0; n < killAfter && lines.Scan(); n++ {
-			f := strings.Fields(lines.Text())
-			if len(f) == 2 {
+		runUntilKilled(t, "TestWriteBehindHardKill", writeBehindChildEnv, dir, round, killAfter, func(line string) bool {
+			if f := strings.Fields(line); len(f) == 2 {
 				last[f[1]] = f[0]
 			}
-		}
-		require.NoError(t, cmd.Process.Kill())
-		cmd.Wait()
+			return true
+		})
 
 		d := newDisk(t, storage.DiskConfig{Dir: dir})
 		served, purged := 0, 0
@@ -73,11 +63,7 @@ func TestWriteBehindHardKill(t *testing.T) {
 			}
 			assert.NotEqual(t, "del", last[key], "round %d: %q served after its Delete returned", round, key)
 			served++
-			seed, err := strconv.ParseUint(o.Meta().Header.Get("X-Seed"), 10, 64)
-			assert.NoError(t, err, "X-Seed of %q", key)
-			got := readBody(t, o)
-			assert.True(t, string(got) == string(randomBody(seed, len(got))), "body of %q differs from seed %d", key, seed)
-			assert.Contains(t, writeBehindSizes, len(got), "size of %q", key)
+			checkSeeded(t, o, key, writeBehindSizes)
 			o.Close()
 		}
 		t.Logf("round %d: killed after %d lines; %d objects served byte-exact, %d purged keys stayed gone", round, killAfter, served, purged)
