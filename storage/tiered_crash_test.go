@@ -41,10 +41,20 @@ func TestWriteBehindHardKill(t *testing.T) {
 	}
 	for round := range rounds {
 		killAfter := 20 + r.IntN(200)
-		last := map[string]string{} // key → "del" or "put", from the lines printed
+		// key → its last operation read from the child: "begin", "put" or
+		// "del", and the operation's seed. The child goes on a little
+		// after the last line read, so a key may have been written again
+		// after a "del"; those writes have a larger seed.
+		type op struct {
+			name string
+			seed uint64
+		}
+		last := map[string]op{}
 		runUntilKilled(t, "TestWriteBehindHardKill", writeBehindChildEnv, dir, round, killAfter, func(line string) bool {
-			if f := strings.Fields(line); len(f) == 2 {
-				last[f[1]] = f[0]
+			if f := strings.Fields(line); len(f) == 3 {
+				s, err := strconv.ParseUint(f[2], 10, 64)
+				require.NoError(t, err, "line %q", line)
+				last[f[1]] = op{f[0], s}
 			}
 			return true
 		})
@@ -56,12 +66,15 @@ func TestWriteBehindHardKill(t *testing.T) {
 			o, err := d.Get(context.Background(), key)
 			if err != nil {
 				assert.ErrorIs(t, err, storage.ErrNotFound, "Get(%q)", key)
-				if last[key] == "del" {
+				if last[key].name == "del" {
 					purged++
 				}
 				continue
 			}
-			assert.NotEqual(t, "del", last[key], "round %d: %q served after its Delete returned", round, key)
+			if l := last[key]; l.name == "del" {
+				seed, _ := strconv.ParseUint(o.Meta().Header.Get("X-Seed"), 10, 64)
+				assert.Greater(t, seed, l.seed, "round %d: %q written before its Delete returned, served after it", round, key)
+			}
 			served++
 			checkSeeded(t, o, key, writeBehindSizes)
 			o.Close()
@@ -71,9 +84,10 @@ func TestWriteBehindHardKill(t *testing.T) {
 	}
 }
 
-// writeBehindWorkload runs until killed. It prints "begin <key>" before a
-// write, "put <key>" once its Commit returned and "del <key>" once a
-// Delete returned.
+// writeBehindWorkload runs until killed. It prints "begin <key> <seed>"
+// before a write, "put <key> <seed>" once its Commit returned and
+// "del <key> <seed>" once a Delete returned; seeds grow with each operation
+// and each round.
 func writeBehindWorkload(t *testing.T, dir string) {
 	mem, err := storage.NewMemory(storage.MemoryConfig{MaxBytes: 4 << 20, MaxObjectSize: 512 << 10})
 	if err != nil {
@@ -92,10 +106,10 @@ func writeBehindWorkload(t *testing.T, dir string) {
 	ctx := context.Background()
 	for i := 0; ; i++ {
 		key := keyN(r.IntN(crashKeys))
+		s := uint64(seed)<<32 | uint64(i)
 		switch op := r.IntN(10); {
 		case op < 6:
-			fmt.Println("begin", key)
-			s := uint64(seed)<<32 | uint64(i)
+			fmt.Println("begin", key, s)
 			size := writeBehindSizes[r.IntN(len(writeBehindSizes))]
 			m := meta(key, int64(size))
 			m.Header.Set("X-Seed", strconv.FormatUint(s, 10))
@@ -113,7 +127,7 @@ func writeBehindWorkload(t *testing.T, dir string) {
 				t.Fatal(err)
 			}
 			w.Close()
-			fmt.Println("put", key)
+			fmt.Println("put", key, s)
 		case op < 8: // a 304 refreshes the metadata
 			o, err := ts.Get(ctx, key)
 			if err != nil {
@@ -127,7 +141,7 @@ func writeBehindWorkload(t *testing.T, dir string) {
 			if err := ts.Delete(ctx, key); err != nil {
 				t.Fatal(err)
 			}
-			fmt.Println("del", key)
+			fmt.Println("del", key, s)
 		}
 	}
 }
