@@ -89,16 +89,7 @@ func processTree(pid int) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may contain spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
+		f := statFields(e.Name())
 		if len(f) < 2 {
 			continue
 		}
@@ -112,21 +103,28 @@ func processTree(pid int) []int {
 	return out
 }
 
+// statFields returns the fields of /proc/<pid>/stat after the command
+// name (state, ppid, ...), or nil when it cannot be read. The name comes
+// in parentheses and may itself hold spaces and parentheses.
+func statFields(pid string) []string {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
 // treeCPU returns the CPU time (user and system, in clock ticks of 10 ms
 // on Linux) used by pid and its descendants, including children they
 // reaped.
 func treeCPU(pid int) time.Duration {
 	var ticks int64
 	for _, p := range processTree(pid) {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
+		f := statFields(strconv.Itoa(p))
 		if len(f) < 15 {
 			continue
 		}
