@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/outpost-cdn/outpost/edge"
+	"github.com/outpost-cdn/outpost/internal/metrictest"
 	"github.com/outpost-cdn/outpost/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
@@ -225,21 +226,14 @@ func TestCompressionOnceForManyClients(t *testing.T) {
 // in label order.
 func counterValueLabels(t testing.TB, reg *prometheus.Registry, name string, values ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for i, l := range m.GetLabel() {
-				if i >= len(values) || l.GetValue() != values[i] {
-					continue metric
-				}
+metric:
+	for _, m := range metrictest.Series(t, reg, name) {
+		for i, l := range m.GetLabel() {
+			if i >= len(values) || l.GetValue() != values[i] {
+				continue metric
 			}
-			return m.GetCounter().GetValue()
 		}
+		return m.GetCounter().GetValue()
 	}
 	return 0
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/outpost-cdn/outpost/edge"
+	"github.com/outpost-cdn/outpost/internal/metrictest"
 	"github.com/outpost-cdn/outpost/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
@@ -27,16 +28,9 @@ import (
 // if any) from a registry, or 0 when it has not been set.
 func counterValue(t testing.TB, reg *prometheus.Registry, name, label string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" || len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label {
-				return m.GetCounter().GetValue()
-			}
+	for _, m := range metrictest.Series(t, reg, name) {
+		if label == "" || len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label {
+			return m.GetCounter().GetValue()
 		}
 	}
 	return 0

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outpost-cdn/outpost/edge"
+	"github.com/outpost-cdn/outpost/internal/metrictest"
 	"github.com/outpost-cdn/outpost/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
@@ -258,18 +259,9 @@ func TestNotStoredReasonsAreCounted(t *testing.T) {
 // does not exist.
 func notStored(t *testing.T, reg *prometheus.Registry, reason string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != "outpost_not_stored_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
-					return m.GetCounter().GetValue()
-				}
-			}
+	for _, m := range metrictest.Series(t, reg, "outpost_not_stored_total") {
+		if metrictest.Label(m, "reason") == reason {
+			return m.GetCounter().GetValue()
 		}
 	}
 	return -1

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost-cdn/outpost/internal/metrictest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -95,24 +96,9 @@ func TestMetricsRegisterPerPool(t *testing.T) {
 // metric returns the value of a metric with labels pool and server from reg.
 func metric(t *testing.T, reg *prometheus.Registry, name, pool, server string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["pool"] != pool || labels["server"] != server {
-				continue
-			}
-			if m.GetGauge() != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
+	for _, m := range metrictest.Series(t, reg, name) {
+		if metrictest.Label(m, "pool") == pool && metrictest.Label(m, "server") == server {
+			return metrictest.Value(m)
 		}
 	}
 	t.Fatalf("no metric %s{pool=%q,server=%q}", name, pool, server)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/outpost-cdn/outpost/internal/metrictest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,18 +101,9 @@ func TestStaleConnectionNeverDuplicatesNonIdempotentRequests(t *testing.T) {
 // value given (any label named reason).
 func metricValue(t *testing.T, g prometheus.Gatherer, name, reason string) float64 {
 	t.Helper()
-	mfs, err := g.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && strings.EqualFold(l.GetValue(), reason) {
-					return m.GetCounter().GetValue()
-				}
-			}
+	for _, m := range metrictest.Series(t, g, name) {
+		if strings.EqualFold(metrictest.Label(m, "reason"), reason) {
+			return m.GetCounter().GetValue()
 		}
 	}
 	t.Fatalf("no series %s{reason=%q}", name, reason)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/outpost-cdn/outpost/internal/metrictest"
 	"github.com/outpost-cdn/outpost/storage"
 	"github.com/outpost-cdn/outpost/storage/storagetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -190,34 +191,19 @@ func TestDiskMetrics(t *testing.T) {
 // gauge returns the value of the unlabelled metric name in reg.
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			if m.GetGauge() != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
+	s := metrictest.Series(t, reg, name)
+	if len(s) == 0 {
+		t.Fatalf("no metric %s", name)
 	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return metrictest.Value(s[0])
 }
 
 // counter returns the value of metric name with the one label value given.
 func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() == label {
-				return m.GetCounter().GetValue()
-			}
+	for _, m := range metrictest.Series(t, reg, name) {
+		if len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() == label {
+			return m.GetCounter().GetValue()
 		}
 	}
 	t.Fatalf("no metric %s{%s}", name, label)

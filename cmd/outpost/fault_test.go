@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/outpost-cdn/outpost/internal/httpguard"
+	"github.com/outpost-cdn/outpost/internal/metrictest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -243,13 +244,9 @@ func TestHandlerPanic(t *testing.T) {
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Equal(t, "fine", string(b), "still serving")
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
 	var panics float64
-	for _, mf := range mfs {
-		if mf.GetName() == "outpost_http_panics_total" {
-			panics = mf.GetMetric()[0].GetCounter().GetValue()
-		}
+	if s := metrictest.Series(t, reg, "outpost_http_panics_total"); len(s) > 0 {
+		panics = s[0].GetCounter().GetValue()
 	}
 	assert.Equal(t, 2.0, panics, "the abort is no panic")
 	logMu.Lock()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost-cdn/outpost/internal/metrictest"
 	"github.com/outpost-cdn/outpost/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -273,16 +274,9 @@ func sendRaw(t *testing.T, addr, raw string, split bool, rnd *rand.Rand) (status
 // listener.
 func metric(t *testing.T, tn *testNode, name string) float64 {
 	t.Helper()
-	mfs, err := tn.n.reg.Gather()
-	require.NoError(t, err)
 	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
+	for _, m := range metrictest.Series(t, tn.n.reg, name) {
+		total += metrictest.Value(m)
 	}
 	return total
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost-cdn/outpost/internal/metrictest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -247,18 +248,9 @@ func TestLimitsConfigErrors(t *testing.T) {
 // the value given.
 func metricWith(t *testing.T, tn *testNode, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := tn.n.reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
+	for _, m := range metrictest.Series(t, tn.n.reg, name) {
+		if metrictest.Label(m, label) == value {
+			return m.GetCounter().GetValue()
 		}
 	}
 	t.Fatalf("no series %s{%s=%q}", name, label, value)
