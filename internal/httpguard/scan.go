@@ -374,30 +374,24 @@ func (h *head) requestLine(line []byte, off int) fault {
 // with any other spelling (a space before the colon, say) is not one of
 // them, and net/http refuses the request for it.
 func (h *head) field(line []byte, off int) {
-	var n int
+	var name string
+	var count, at, length *int
 	switch line[0] | 0x20 {
 	case 'c':
-		n = len("content-length")
-		if len(line) <= n || line[n] != ':' || !equalFold(line[:n], "content-length") {
-			return
-		}
-		h.clCount++
-		h.clOff, h.clLen = off+n+1, len(line)-n-1
+		name, count, at, length = "content-length", &h.clCount, &h.clOff, &h.clLen
 	case 't':
-		n = len("transfer-encoding")
-		if len(line) <= n || line[n] != ':' || !equalFold(line[:n], "transfer-encoding") {
-			return
-		}
-		h.teCount++
-		h.teOff, h.teLen = off+n+1, len(line)-n-1
+		name, count, at, length = "transfer-encoding", &h.teCount, &h.teOff, &h.teLen
 	case 'h':
-		n = len("host")
-		if len(line) <= n || line[n] != ':' || !equalFold(line[:n], "host") {
-			return
-		}
-		h.hosts++
-		h.hostOff, h.hostLen = off+n+1, len(line)-n-1
+		name, count, at, length = "host", &h.hosts, &h.hostOff, &h.hostLen
+	default:
+		return
 	}
+	n := len(name)
+	if len(line) <= n || line[n] != ':' || !equalFold(line[:n], name) {
+		return
+	}
+	*count++
+	*at, *length = off+n+1, len(line)-n-1
 }
 
 // finishHead decides the framing of a complete head of end bytes (RFC 9112
