@@ -93,22 +93,16 @@ func (s *scanner) scan(b []byte) int {
 				*s.heads = append(*s.heads, i)
 			}
 			i += end
-		case stBody:
+		case stBody, stChunkData: // s.remain bytes of body pass unread
 			k := uint64(len(b) - i)
 			if k >= s.remain {
 				i += int(s.remain)
 				s.remain = 0
-				s.st = stHead
-				continue
-			}
-			s.remain -= k
-			return len(b)
-		case stChunkData:
-			k := uint64(len(b) - i)
-			if k >= s.remain {
-				i += int(s.remain)
-				s.remain = 0
-				s.st = stChunkCR
+				if s.st == stBody {
+					s.st = stHead
+				} else {
+					s.st = stChunkCR
+				}
 				continue
 			}
 			s.remain -= k
